@@ -1,0 +1,60 @@
+"""Every setting in one place: defaults here, overridable by ``JASPER_*`` environment variables.
+
+Example: ``JASPER_MODEL=models/my-model JASPER_DEVICE=cpu jasper-rag search "..."``.
+Relative paths are resolved against the current working directory (the project root when run
+through ``make``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# No model hub on our machines: every weight comes from a registry package (see weights.py).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Settings(BaseSettings):
+    """Paths, model names and limits shared by training, ingestion, search, eval and the UI."""
+
+    model_config = SettingsConfigDict(env_prefix="JASPER_", extra="ignore")
+
+    model: str = Field("models/jasper-quick", description="Saved in-house model used by ingest/search.")
+    student_init: str = Field("minilm-l6", description="Packaged model the student starts from.")
+    teachers: tuple[str, ...] = Field(("mpnet-base", "minilm-l6"), description="Teacher ensemble.")
+    models_dir: Path = Field(Path("models"), description="Trained models (gitignored).")
+    indexes_dir: Path = Field(Path("indexes"), description="FAISS indexes and the SQLite database.")
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in indexes_dir.")
+    cache_dir: Path = Field(Path(".cache"), description="Unpacked weights, teacher vectors, embeddings.")
+    eval_dir: Path = Field(Path("../shared/data/eval"), description="MTEB-format eval sets (read-only).")
+    reports_dir: Path = Field(Path("reports"), description="Generated eval and bench reports.")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda'.")
+    batch_size: int = Field(32, gt=0, description="Encoding batch size.")
+    max_length: int = Field(256, gt=8, le=8192, description="Max tokens per text when encoding.")
+
+    @property
+    def database_url(self) -> str:
+        """The configured SQLAlchemy URL, or SQLite inside the indexes folder."""
+        return self.db_url or f"sqlite:///{(self.indexes_dir / 'jasper.db').as_posix()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Turn 'auto' (or None) into 'cuda' when a GPU is present, else 'cpu'."""
+    import torch
+
+    choice = device or get_settings().device
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice

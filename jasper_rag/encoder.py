@@ -1,0 +1,258 @@
+"""JasperEncoder: a transformers backbone, mean pooling and named linear heads.
+
+The full head (``full``) maps the pooled hidden state to the teacher ensemble's dimension
+(paper's FC1); reduced heads (``d256``, ``d128``, ...) map it to MRL-style small dimensions
+(paper's FC2..FC4). ``encode(texts, dim=...)`` picks a head by its output size;
+``dim=None`` returns the backbone's own pooled vector.
+
+Saved format (no network needed to load): ``jasper_config.json`` + ``model.safetensors`` +
+the backbone's ``config.json`` + tokenizer files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from jasper_rag.config import get_settings, resolve_device
+from jasper_rag.embedding import normalize_rows
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "jasper_config.json"
+WEIGHTS_FILE = "model.safetensors"
+FULL_HEAD = "full"
+
+
+def reduced_head_name(dim: int) -> str:
+    """The conventional name of a reduced head of size ``dim`` (e.g. ``d256``)."""
+    return f"d{dim}"
+
+
+@dataclass
+class EncoderConfig:
+    """What a saved encoder needs besides its tensors."""
+
+    source: str
+    max_length: int
+    heads: dict[str, int] = field(default_factory=dict)
+    pooling: str = "mean"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class JasperEncoder(nn.Module):
+    """Student encoder: backbone -> mean pooling -> optional linear heads."""
+
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: EncoderConfig,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+        self.heads = nn.ModuleDict()
+        for name, dim in config.heads.items():
+            self.heads[name] = nn.Linear(self.hidden_size, dim)
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def hidden_size(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dims(self) -> list[int]:
+        """Output sizes available to ``encode``: the pooled hidden size, then each head's."""
+        return [self.hidden_size, *(head.out_features for head in self.heads.values())]
+
+    def add_head(self, name: str, dim: int) -> nn.Linear:
+        """Add a freshly initialised linear head ``hidden -> dim`` (replacing one of that name)."""
+        head = nn.Linear(self.hidden_size, dim).to(self.device)
+        self.heads[name] = head
+        self.config.heads[name] = dim
+        return head
+
+    def head_for_dim(self, dim: int | None) -> str | None:
+        """The name of the head producing ``dim``-d vectors; None means the pooled backbone vector."""
+        if dim is None:
+            return None
+        for name, head in self.heads.items():
+            if head.out_features == dim:
+                return name
+        if dim == self.hidden_size:
+            return None
+        raise ValueError(f"no head of dimension {dim}; available dims: {self.dims}")
+
+    # ----------------------------------------------------------------- forward
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise with padding and truncation to ``max_length``, on the model's device."""
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
+        )
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        """Mean of the last hidden states over real (non-padding) tokens."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Pooled vector (key ``pooled``) and every head's raw (unnormalised) output."""
+        pooled = self.pool(input_ids, attention_mask, **kwargs)
+        outputs = {"pooled": pooled}
+        for name, head in self.heads.items():
+            outputs[name] = head(pooled)
+        return outputs
+
+    def embed(self, batch: dict[str, torch.Tensor], head: str | None) -> torch.Tensor:
+        """Raw vectors of one tokenised batch from one head (None = pooled)."""
+        pooled = self.pool(**batch)
+        return pooled if head is None else self.heads[head](pooled)
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        dim: int | None = None,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed texts as a float32 array ``(len(texts), dim)``; rows unit length when ``normalize``.
+
+        Texts are batched longest-first (less padding) and returned in input order.
+        """
+        head = self.head_for_dim(dim)
+        size = batch_size or get_settings().batch_size
+        out_dim = self.hidden_size if head is None else self.heads[head].out_features
+        if len(texts) == 0:
+            return np.zeros((0, out_dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        chunks: list[np.ndarray] = []
+        starts = range(0, len(texts), size)
+        for start in tqdm(starts, desc="encoding", unit="batch", disable=not show_progress):
+            batch = self.tokenize([texts[i] for i in order[start : start + size]])
+            chunks.append(self.embed(batch, head).float().cpu().numpy())
+        self.train(was_training)
+        vectors = np.empty((len(texts), out_dim), dtype=np.float32)
+        vectors[order] = np.concatenate(chunks)
+        return normalize_rows(vectors) if normalize else vectors
+
+    def at(self, dim: int | None = None) -> HeadEncoder:
+        """This encoder seen through one head, as a ``TextEncoder`` (for eval, search, ingest)."""
+        return HeadEncoder(self, dim)
+
+    # ----------------------------------------------------------------- persistence
+    def fingerprint(self) -> str:
+        """A short hash of the configuration and every tensor: changes whenever the model does."""
+        digest = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def save(self, folder: str | Path) -> Path:
+        """Write a self-contained folder atomically (temp folder, then rename over the old one)."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            self.backbone.config.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
+            save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "jasper_rag"})
+            (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                folder.rename(old)
+                tmp.rename(folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def from_saved(cls, folder: str | Path, device: str | None = None) -> JasperEncoder:
+        """Load a folder written by ``save`` (no network)."""
+        folder = Path(folder)
+        raw = json.loads((folder / CONFIG_FILE).read_text())
+        config = EncoderConfig(**raw)
+        backbone = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        encoder = cls(backbone, tokenizer, config)
+        encoder.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        return encoder.to(resolve_device(device)).eval()
+
+    @classmethod
+    def from_backbone(
+        cls,
+        folder: str | Path,
+        max_length: int | None = None,
+        device: str | None = None,
+        source: str | None = None,
+    ) -> JasperEncoder:
+        """A head-less encoder around a transformers / sentence-transformers folder."""
+        folder = Path(folder)
+        backbone = AutoModel.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        length = max_length or min(get_settings().max_length, tokenizer.model_max_length)
+        config = EncoderConfig(source=source or folder.name, max_length=int(length))
+        return cls(backbone, tokenizer, config).to(resolve_device(device)).eval()
+
+
+class HeadEncoder:
+    """A ``TextEncoder`` view of one head of a JasperEncoder."""
+
+    def __init__(self, encoder: JasperEncoder, dim: int | None) -> None:
+        self.encoder = encoder
+        self.head = encoder.head_for_dim(dim)
+        self.dim = encoder.hidden_size if self.head is None else encoder.heads[self.head].out_features
+        self.name = f"{encoder.config.source}@{self.head or 'pooled'}"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        return self.encoder.encode(texts, dim=self.dim if self.head else None, batch_size=batch_size,
+                                   show_progress=show_progress)
+
+
+def load_encoder(name_or_path: str | Path, device: str | None = None) -> JasperEncoder:
+    """The one way to load an encoder: a saved JasperEncoder folder, a packaged short name
+    (``minilm-l6``) or any transformers / sentence-transformers folder."""
+    from jasper_rag.weights import model_path
+
+    path = Path(name_or_path)
+    if (path / CONFIG_FILE).is_file():
+        return JasperEncoder.from_saved(path, device=device)
+    source = path.name if path.is_dir() else str(name_or_path)
+    return JasperEncoder.from_backbone(model_path(name_or_path), device=device, source=source)

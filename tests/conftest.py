@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny randomly initialised BERT encoder (no weight files), eval data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_DIR = Path(os.environ.get("JASPER_EVAL_DIR", ROOT.parent / "shared" / "data" / "eval"))
+
+TINY_WORDS = (
+    "the a of and to in is it that for on with as was by at cat dog sat mat sofa car road fast slow "
+    "protein cell cells gene genes cancer risk study water fire earth tree house music data model "
+    "search index query answer question paris france capital city river apple banana fruit red blue"
+).split()
+
+
+def make_tiny_encoder(tmp_path: Path, heads: dict[str, int] | None = None, seed: int = 0):
+    """A 2-layer, 32-wide BERT with a word-level vocab written to ``tmp_path``; fully offline."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from jasper_rag.encoder import EncoderConfig, JasperEncoder
+
+    torch.manual_seed(seed)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(TINY_WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    encoder = JasperEncoder(BertModel(config), tokenizer, EncoderConfig(source="tiny-bert", max_length=64))
+    for name, dim in (heads or {}).items():
+        encoder.add_head(name, dim)
+    return encoder.eval()
+
+
+@pytest.fixture
+def tiny_encoder(tmp_path: Path):
+    """Tiny encoder with a full head (48-d) and two reduced heads (16-d, 8-d)."""
+    return make_tiny_encoder(tmp_path, {"full": 48, "d16": 16, "d8": 8})
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    if not (EVAL_DIR / "scifact" / "corpus.jsonl").is_file():
+        pytest.skip(f"shared eval data not found at {EVAL_DIR}")
+    return EVAL_DIR

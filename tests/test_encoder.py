@@ -1,0 +1,78 @@
+"""JasperEncoder on a tiny random BERT: shapes, normalisation, heads, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jasper_rag.encoder import JasperEncoder, load_encoder
+from jasper_rag.teachers import TeacherEnsemble
+
+TEXTS = ["the cat sat on the mat", "protein cells and cancer risk", "paris is the capital of france", "a"]
+
+
+def test_encode_shapes_and_unit_norm(tiny_encoder: JasperEncoder) -> None:
+    for dim, expected in ((None, 32), (48, 48), (16, 16), (8, 8)):
+        vectors = tiny_encoder.encode(TEXTS, dim=dim, batch_size=3)
+        assert vectors.shape == (4, expected)
+        assert vectors.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_unnormalized_and_empty(tiny_encoder: JasperEncoder) -> None:
+    raw = tiny_encoder.encode(TEXTS, dim=48, normalize=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    assert tiny_encoder.encode([], dim=16).shape == (0, 16)
+
+
+def test_order_is_kept_whatever_the_batching(tiny_encoder: JasperEncoder) -> None:
+    together = tiny_encoder.encode(TEXTS, dim=16, batch_size=4)
+    one_by_one = np.concatenate([tiny_encoder.encode([t], dim=16) for t in TEXTS])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_head_selection(tiny_encoder: JasperEncoder) -> None:
+    assert tiny_encoder.dims == [32, 48, 16, 8]
+    assert tiny_encoder.head_for_dim(None) is None
+    assert tiny_encoder.head_for_dim(32) is None
+    assert tiny_encoder.head_for_dim(16) == "d16"
+    with pytest.raises(ValueError, match="no head of dimension 7"):
+        tiny_encoder.head_for_dim(7)
+    view = tiny_encoder.at(8)
+    assert view.dim == 8 and view.name == "tiny-bert@d8"
+    np.testing.assert_allclose(view.encode(TEXTS), tiny_encoder.encode(TEXTS, dim=8), atol=1e-6)
+
+
+def test_save_load_round_trip(tiny_encoder: JasperEncoder, tmp_path) -> None:
+    folder = tiny_encoder.save(tmp_path / "model")
+    loaded = load_encoder(folder)
+    assert loaded.config.heads == {"full": 48, "d16": 16, "d8": 8}
+    assert loaded.fingerprint() == tiny_encoder.fingerprint()
+    for dim in (None, 48, 16, 8):
+        np.testing.assert_array_equal(loaded.encode(TEXTS, dim=dim), tiny_encoder.encode(TEXTS, dim=dim))
+    # saving again over an existing folder replaces it atomically and keeps it loadable
+    tiny_encoder.add_head("d4", 4)
+    tiny_encoder.save(folder)
+    assert load_encoder(folder).dims == [32, 48, 16, 8, 4]
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_fingerprint_changes_with_weights(tiny_encoder: JasperEncoder) -> None:
+    before = tiny_encoder.fingerprint()
+    with __import__("torch").no_grad():
+        tiny_encoder.heads["d8"].bias.add_(1.0)
+    assert tiny_encoder.fingerprint() != before
+
+
+def test_ensemble_normalises_each_teacher_then_the_concatenation(tmp_path) -> None:
+    from tests.conftest import make_tiny_encoder
+
+    first, second = make_tiny_encoder(tmp_path, seed=1).at(None), make_tiny_encoder(tmp_path, seed=2).at(None)
+    ensemble = TeacherEnsemble([first, second])
+    vectors = ensemble.encode(TEXTS)
+    assert ensemble.dim == 64 and vectors.shape == (4, 64)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # each half is the teacher's unit vector scaled by 1/sqrt(2)
+    np.testing.assert_allclose(vectors[:, :32] * np.sqrt(2), first.encode(TEXTS), atol=1e-5)
+    with pytest.raises(ValueError):
+        TeacherEnsemble([])
