@@ -48,10 +48,19 @@ def info(model: str = typer.Argument(None, help="Model folder or packaged name (
         typer.echo(f"model '{name}' not found: build it with `make train`", err=True)
         raise typer.Exit(1)
     encoder = load_encoder(name)
-    typer.echo(json.dumps({"source": encoder.config.source, "hidden": encoder.hidden_size,
-                           "heads": encoder.config.heads, "dims": encoder.dims,
-                           "max_length": encoder.config.max_length, "fingerprint": encoder.fingerprint()},
-                          indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "source": encoder.config.source,
+                "hidden": encoder.hidden_size,
+                "heads": encoder.config.heads,
+                "dims": encoder.dims,
+                "max_length": encoder.config.max_length,
+                "fingerprint": encoder.fingerprint(),
+            },
+            indent=2,
+        )
+    )
 
 
 def main() -> None:

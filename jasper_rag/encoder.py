@@ -241,9 +241,14 @@ class HeadEncoder:
         self.dim = encoder.hidden_size if self.head is None else encoder.heads[self.head].out_features
         self.name = f"{encoder.config.source}@{self.head or 'pooled'}"
 
+    def fingerprint(self) -> str:
+        """Identity of the underlying weights and the head (for caches and the store)."""
+        return f"{self.encoder.fingerprint()}-{self.head or 'pooled'}"
+
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        return self.encoder.encode(texts, dim=self.dim if self.head else None, batch_size=batch_size,
-                                   show_progress=show_progress)
+        return self.encoder.encode(
+            texts, dim=self.dim if self.head else None, batch_size=batch_size, show_progress=show_progress
+        )
 
 
 def load_encoder(name_or_path: str | Path, device: str | None = None) -> JasperEncoder:

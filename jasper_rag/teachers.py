@@ -6,6 +6,7 @@ normalised again, so every teacher weighs the same in the target space.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,18 @@ class SentenceTransformerTeacher:
         self.name = str(name_or_path) if not Path(name_or_path).is_dir() else Path(name_or_path).name
         self.model = SentenceTransformer(str(folder), device=resolve_device(device), local_files_only=True)
         self.dim = int(self.model.get_embedding_dimension())
+        self.folder = folder
+
+    def fingerprint(self) -> str:
+        """Identity of the weights: hash of the config files, weight-file sizes and their first MiB."""
+        digest = hashlib.sha256()
+        for file in sorted(self.folder.rglob("*")):
+            if file.is_file() and file.suffix in {".json", ".safetensors", ".bin", ".txt"}:
+                digest.update(file.relative_to(self.folder).as_posix().encode())
+                digest.update(str(file.stat().st_size).encode())
+                with file.open("rb") as handle:
+                    digest.update(handle.read(1 << 20))
+        return digest.hexdigest()[:16]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         vectors = self.model.encode(
@@ -44,6 +57,13 @@ class TeacherEnsemble:
         self.teachers = list(teachers)
         self.name = "+".join(teacher.name for teacher in self.teachers)
         self.dim = sum(teacher.dim for teacher in self.teachers)
+
+    def fingerprint(self) -> str:
+        """Combined identity of the member teachers (for caches)."""
+        from jasper_rag.vector_cache import encoder_key
+
+        joined = "|".join(encoder_key(teacher) for teacher in self.teachers)
+        return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         parts = [normalize_rows(t.encode(texts, batch_size, show_progress)) for t in self.teachers]

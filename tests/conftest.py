@@ -32,8 +32,12 @@ def make_tiny_encoder(tmp_path: Path, heads: dict[str, int] | None = None, seed:
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     config = BertConfig(
-        vocab_size=len(TINY_WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=len(TINY_WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     encoder = JasperEncoder(BertModel(config), tokenizer, EncoderConfig(source="tiny-bert", max_length=64))
     for name, dim in (heads or {}).items():
