@@ -1,0 +1,146 @@
+"""`jasper-rag search`, `jasper-rag faq` and `jasper-rag calibrate-faq`: thin wrappers over the searcher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jasper_rag.config import get_settings
+
+EXIT_ERROR = 1
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _open_searcher(model: str | None):
+    from jasper_rag.search import Searcher
+    from jasper_rag.store import StoreModelMismatchError
+
+    name = model or get_settings().model
+    try:
+        return Searcher.open(model=name)
+    except StoreModelMismatchError as err:
+        raise _fail(str(err)) from None
+    except (OSError, ValueError, RuntimeError) as err:
+        raise _fail(
+            f"cannot load the model '{name}' ({err}); build it with `make train` or pick one with --model"
+        ) from None
+
+
+def _source(hit) -> str:
+    page = f" p.{hit.page}" if hit.page is not None else ""
+    return f"{hit.path}{page} #{hit.chunk}"
+
+
+def _snippet(text: str, width: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
+    dim: int = typer.Option(None, "--dim", help="Head dimension to search (default: the full head)."),
+    kind: list[str] = typer.Option(None, "--kind", help="Only these kinds: chunk, image, faq (repeatable)."),
+    file_type: list[str] = typer.Option(None, "--type", help="Only files of these types, e.g. pdf, md (repeatable)."),
+    funnel: bool = typer.Option(False, "--funnel", help="Shortlist with the smallest head, re-score with --dim's."),
+    shortlist: int = typer.Option(100, "--shortlist", min=1, help="Funnel shortlist size."),
+    model: str = typer.Option(None, "--model", help="Model folder (default: JASPER_MODEL / models/jasper-quick)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Search the ingested documents, images and FAQ entries; prints score and source of each hit."""
+    from jasper_rag.search import EmptyStoreError
+
+    searcher = _open_searcher(model)
+    try:
+        hits = searcher.search(
+            query, k=k, dim=dim, kinds=kind or None, file_types=file_type or None, funnel=funnel, shortlist=shortlist
+        )
+    except (EmptyStoreError, ValueError) as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
+        return
+    if not hits:
+        typer.echo("no hits")
+        return
+    table = Table(title=f"{len(hits)} hits for {query!r}")
+    for column in ("#", "score", "kind", "source", "text"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.kind, _source(hit), _snippet(hit.text))
+    Console().print(table)
+
+
+def faq_command(
+    question: Annotated[str, typer.Argument(help="The question to match against the FAQ entries.")],
+    threshold: float = typer.Option(None, "--threshold", help="Override the model's calibrated threshold."),
+    model: str = typer.Option(None, "--model", help="Model folder (default: JASPER_MODEL / models/jasper-quick)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Answer from the FAQ when a stored question is close enough; otherwise say so and show the nearest."""
+    from jasper_rag.search import EmptyStoreError, FAQMatcher
+    from jasper_rag.search.faq import UncalibratedModelError
+
+    searcher = _open_searcher(model)
+    try:
+        lookup = FAQMatcher(searcher, threshold=threshold).lookup(question)
+    except (EmptyStoreError, UncalibratedModelError) as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "match": lookup.match and lookup.match.__dict__,
+                    "threshold": lookup.threshold,
+                    "candidates": [c.__dict__ for c in lookup.candidates],
+                },
+                indent=2,
+            )
+        )
+        return
+    if lookup.match is not None:
+        typer.echo(
+            f"Q: {lookup.match.question}\nA: {lookup.match.answer}\n"
+            f"(cosine {lookup.match.score:.3f} >= threshold {lookup.threshold:.3f}; {lookup.match.path})"
+        )
+        return
+    typer.echo(f"no confident match (threshold {lookup.threshold:.3f}); nearest:")
+    for candidate in lookup.candidates:
+        typer.echo(f"  {candidate.score:.3f}  {candidate.question}")
+
+
+def calibrate_faq_command(
+    model: Annotated[str, typer.Argument(help="Saved model folder to calibrate (the threshold is stored in it).")],
+    pairs: Path = typer.Option(None, "--pairs", help="STS-format file of labelled pairs (default: STSB dev)."),
+    target_precision: float = typer.Option(0.9, "--target-precision", min=0.01, max=1.0),
+    dim: int = typer.Option(None, "--dim", help="Head to calibrate (default: the full head)."),
+) -> None:
+    """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model."""
+    from jasper_rag.encoder import CONFIG_FILE, load_encoder
+    from jasper_rag.eval.data import EvalDataError
+    from jasper_rag.search.faq import calibrate_faq_threshold, store_calibration, sts_calibration_set
+
+    folder = Path(model)
+    if not (folder / CONFIG_FILE).is_file():
+        raise _fail(f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
+    source = pairs or get_settings().eval_dir / "stsbenchmark" / "sts-dev.csv"
+    try:
+        bank, questions, expected = sts_calibration_set(source)
+    except EvalDataError as err:
+        raise _fail(str(err)) from None
+    encoder = load_encoder(folder)
+    head_dim = dim if dim is not None else max(encoder.dims)
+    calibration = calibrate_faq_threshold(
+        encoder.at(head_dim), bank, questions, expected, target_precision, source=f"{source.name} (dim {head_dim})"
+    )
+    store_calibration(encoder, calibration, folder)
+    typer.echo(json.dumps(calibration.as_dict(), indent=2))
