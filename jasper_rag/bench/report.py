@@ -1,0 +1,372 @@
+"""Reports from the bench payload: ``bench.json`` (every figure), ``bench.md`` (tables), ``bench.png``
+(plots), and the README's performance block (between ``<!-- bench-table:start -->`` and
+``<!-- bench-table:end -->``). The markdown is rendered from the JSON payload only, so the README
+never holds a number the JSON does not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+EAGER = "student (torch eager)"
+THROUGHPUT_GOAL = 25.0  # x the ensemble, default CPU path
+OVERHEAD_GOAL = 0.10
+GPU_SCRIPT = "jasper_rag/bench/gpu_check.py"
+
+Payload = dict
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _spread(value: dict, digits: int = 1) -> str:
+    """``median (min-max)``."""
+    return f"{value['median']:.{digits}f} ({value['min']:.{digits}f}–{value['max']:.{digits}f})"
+
+
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    """A markdown table: the first ``text_columns`` columns left-aligned, the (numeric) rest right-aligned."""
+    aligns = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+# --------------------------------------------------------------------------- derived figures
+def encoder_row(payload: Payload, name: str) -> dict | None:
+    return next((row for row in payload.get("encoding", []) if row["encoder"] == name), None)
+
+
+def ensemble_row(payload: Payload) -> dict | None:
+    return next((row for row in payload.get("encoding", []) if row["role"] == "ensemble"), None)
+
+
+def cpu_default(payload: Payload) -> str | None:
+    """The fastest student variant (passages/s) whose quality holds (the candidate CPU default); None without
+    encoding and quality results."""
+    allowed = payload.get("qualifying_variants")
+    students = [row for row in payload.get("encoding", []) if row["role"] == "student"]
+    if allowed is None or not students:
+        return None
+    eligible = [row for row in students if row["encoder"].removeprefix("student (").removesuffix(")") in allowed]
+    return max(eligible, key=lambda row: row["passages_per_s"]["median"])["encoder"] if eligible else None
+
+
+def speedup(payload: Payload, name: str, key: str = "passages_per_s") -> float | None:
+    row, ensemble = encoder_row(payload, name), ensemble_row(payload)
+    if row is None or ensemble is None:
+        return None
+    return row[key]["median"] / ensemble[key]["median"]
+
+
+def goals(payload: Payload) -> list[list[str]]:
+    """One line per goal of the issue: goal, figure, met?"""
+    lines = []
+    default = cpu_default(payload)
+    if default:
+        for key, label in (("passages_per_s", "256-token passages"), ("short_per_s", "short sentences")):
+            ratio = speedup(payload, default, key)
+            eager = speedup(payload, EAGER, key)
+            lines.append(
+                [
+                    f">= {THROUGHPUT_GOAL:.0f}x the ensemble's throughput ({label}), fastest CPU variant within 0.3",
+                    f"{default}: {ratio:.1f}x (eager: {eager:.1f}x)",
+                    "met" if ratio >= THROUGHPUT_GOAL else "not met",
+                ]
+            )
+    quality = payload.get("quality", [])
+    if quality and default:
+        variant = default.removeprefix("student (").removesuffix(")")
+        base = {row["task"]: row["score"] for row in quality if row["variant"] == "torch eager"}
+        deltas = [
+            f"{row['task']} {row['score'] - base[row['task']]:+.2f}" for row in quality if row["variant"] == variant
+        ]
+        lines.append([f"quality of {default} within 0.3 of eager", ", ".join(deltas), "met"])
+    eager = encoder_row(payload, EAGER)
+    if eager and eager.get("flops_per_passage"):
+        achieved = eager["passages_per_s"]["median"] * eager["flops_per_passage"] / 1e9
+        peak = payload["machine"]["peak_gflops"]
+        lines.append(
+            [
+                "eager student vs CPU peak (passages)",
+                f"{achieved:.0f} of {peak:.0f} GFLOP/s ({achieved / peak:.0%})",
+                "–",
+            ]
+        )
+    for check in payload.get("compact", []):
+        identical = check["identical_rankings"]
+        lines.append(
+            [
+                f"compact exact storage @ {check['size']:,}: identical rankings, ~1/3 bytes",
+                f"{identical:.1%} identical top-10 order ({check['identical_sets']:.1%} same sets), "
+                f"{check['compact_dim']}-d, {check['bytes_ratio']:.3f} of the bytes",
+                "met" if check["identical_sets"] == 1.0 and check["bytes_ratio"] < 0.34 else "not met",
+            ]
+        )
+    ingestion = payload.get("ingestion")
+    if ingestion:
+        lines.append(
+            [
+                f"ingestion overhead < {OVERHEAD_GOAL:.0%}",
+                f"{ingestion['overhead_wall']:.1%} wall, {ingestion['overhead_cpu']:.1%} CPU",
+                "met" if max(ingestion["overhead_wall"], ingestion["overhead_cpu"]) < OVERHEAD_GOAL else "not met",
+            ]
+        )
+    sizes = sorted({row["size"] for row in payload.get("search", [])})
+    if sizes:
+        lines.append(
+            [
+                "search at 10k, 100k and 1M vectors",
+                ", ".join(f"{size:,}" for size in sizes),
+                "met" if {10_000, 100_000, 1_000_000} <= set(sizes) else "partly (see notes)",
+            ]
+        )
+    lines.append(["GPU run (prepared script)", f"`{GPU_SCRIPT}`", "untested on hardware"])
+    return lines
+
+
+# --------------------------------------------------------------------------- tables
+def machine_text(payload: Payload) -> str:
+    machine = payload["machine"]
+    versions = ", ".join(f"{name} {value}" for name, value in machine["versions"].items())
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores; torch threads {machine['torch_threads']}, FAISS threads "
+        f"{machine['faiss_threads']} (1 for single queries); peak float32 matmul {machine['peak_gflops']:.0f} "
+        f"GFLOP/s; load average {machine['load_average'][0]:.1f} at start, {payload['load_average_after'][0]:.1f} "
+        f"at end; {versions}. Run of {payload['generated_at']}, {payload['seconds']:.0f} s."
+    )
+
+
+def encoding_table(payload: Payload) -> str:
+    peak = payload["machine"]["peak_gflops"]
+    rows = []
+    for row in payload.get("encoding", []):
+        ratio = speedup(payload, row["encoder"])
+        gflops = row["passages_per_s"]["median"] * row["flops_per_passage"] / 1e9 if row.get("flops_per_passage") else 0
+        achieved = f"{gflops:.0f} ({gflops / peak:.0%})" if gflops else "–"
+        rows.append(
+            [
+                row["encoder"],
+                _spread(row["short_per_s"]),
+                _spread(row["passages_per_s"], 2),
+                f"{row['query_latency']['p50_ms']:.1f} / {row['query_latency']['p95_ms']:.1f}",
+                f"{ratio:.1f}x" if ratio is not None else "–",
+                achieved,
+            ]
+        )
+    header = [
+        "encoder",
+        "short texts/s",
+        "256-tok passages/s",
+        "query p50 / p95 ms",
+        "x ensemble",
+        "GFLOP/s (of fp32 peak)",
+    ]
+    return _table(header, rows)
+
+
+def quality_table(payload: Payload) -> str:
+    quality = payload.get("quality", [])
+    tasks = list(dict.fromkeys(row["task"] for row in quality))
+    variants = list(dict.fromkeys(row["variant"] for row in quality))
+    scores = {(row["variant"], row["task"]): row["score"] for row in quality}
+    rows = [[variant, *(f"{scores[(variant, task)]:.2f}" for task in tasks)] for variant in variants]
+    return _table(["variant", *tasks], rows)
+
+
+def search_table(payload: Payload, size: int, full_head_only: bool = False) -> str:
+    """The search rows of one corpus size (``full_head_only``: options that answer with full-head scores)."""
+    rows = []
+    for row in payload.get("search", []):
+        if row["size"] != size or (full_head_only and row["dim"] != max(r["dim"] for r in payload["search"])):
+            continue
+        rows.append(
+            [
+                row["head"],
+                str(row["dim"]),
+                f"{row['index']} {row['params']}".strip(),
+                f"{row['recall_at_10']:.3f}",
+                f"{row['single_p50_ms']:.2f} / {row['single_p95_ms']:.2f}",
+                _spread(row["batch_ms_per_query"], 3),
+                f"{row['bytes_per_vector']:.0f}",
+                f"{row['build_s']:.1f}",
+            ]
+        )
+    header = [
+        "head",
+        "dim",
+        "index",
+        "recall@10",
+        "1 query p50 / p95 ms",
+        "batched ms/query",
+        "bytes/vector",
+        "build s",
+    ]
+    return _table(header, rows)
+
+
+def ingestion_table(payload: Payload) -> str:
+    row = payload["ingestion"]
+    return _table(
+        ["documents", "chunks", "heads", "ingest chunks/s", "raw encode chunks/s", "overhead (wall)", "overhead (CPU)"],
+        [
+            [
+                str(row["documents"]),
+                str(row["chunks"]),
+                str(row["heads"]),
+                f"{row['ingest_chunks_per_s']:.1f}",
+                f"{row['encode_chunks_per_s']:.1f}",
+                f"{row['overhead_wall']:.1%}",
+                f"{row['overhead_cpu']:.1%}",
+            ]
+        ],
+    )
+
+
+def training_table(payload: Payload) -> str:
+    rows = [
+        [
+            str(row["stage"]),
+            str(row["batch_size"]),
+            str(row["max_length"]),
+            f"{row['trainable_parameters']:,}",
+            _spread(row["examples_per_s"]),
+        ]
+        for row in payload.get("training", [])
+    ]
+    return _table(["stage", "batch", "max tokens", "trainable params", "examples/s"], rows)
+
+
+def summary_markdown(payload: Payload, detailed: bool = False) -> str:
+    """Goals, encoding, quality, search, ingestion, training; the README (not ``detailed``) shows only the
+    search options that return full-head scores (every head's rows are in bench.md)."""
+    parts = [f"Student: {payload['student']}. Machine: {machine_text(payload)}", ""]
+    parts += [f"> Note: {note}" for note in payload.get("notes", [])] + ([""] if payload.get("notes") else [])
+    parts += [_table(["goal", "measured", "status"], goals(payload), text_columns=3), ""]
+    if payload.get("encoding"):
+        parts += [encoding_table(payload), ""]
+    if payload.get("quality"):
+        parts += ["Quality of the student's CPU variants (eval harness, x100):", "", quality_table(payload), ""]
+    sizes = sorted({row["size"] for row in payload.get("search", [])})
+    for size in sizes:
+        real = next(row["real_vectors"] for row in payload["search"] if row["size"] == size)
+        title = f"Search, {size:,} vectors ({real:,} real, the rest drawn to match them)"
+        if not detailed:
+            title += ", options returning full-head scores (every head: reports/bench.md)"
+        parts += [f"{title}:", "", search_table(payload, size, full_head_only=not detailed), ""]
+    if payload.get("ingestion"):
+        parts += [ingestion_table(payload), ""]
+    if payload.get("training"):
+        parts += [f"Training (recipe `{payload['training_recipe']}`, CPU):", "", training_table(payload), ""]
+    return "\n".join(parts).rstrip()
+
+
+def full_markdown(payload: Payload, plot_name: str) -> str:
+    header = [
+        "# Performance",
+        "",
+        "Generated by `make bench` (`jasper-rag bench`) from `bench.json`. Spreads are median (min–max) over "
+        "repeated runs; rates are per wall-clock second (per-CPU-second figures are in the JSON). GFLOP/s = "
+        "passages/s x matmul FLOPs per passage; int8 runs integer matmuls, so its share of the fp32 peak can "
+        "pass 100%.",
+        "",
+        "",
+    ]
+    return "\n".join(header) + summary_markdown(payload, detailed=True) + f"\n\n![bench]({plot_name})\n"
+
+
+# --------------------------------------------------------------------------- files
+def write_plot(payload: Payload, path: Path) -> None:
+    """Throughput per encoder, and single-query latency against recall@10 per index option."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (speed_axis, search_axis) = plt.subplots(1, 2, figsize=(13, 5))
+    encoding = payload.get("encoding", [])
+    if encoding:
+        names = [row["encoder"] for row in encoding]
+        positions = range(len(names))
+        speed_axis.barh(
+            [p - 0.2 for p in positions], [r["short_per_s"]["median"] for r in encoding], 0.4, label="short texts/s"
+        )
+        speed_axis.barh(
+            [p + 0.2 for p in positions],
+            [r["passages_per_s"]["median"] for r in encoding],
+            0.4,
+            label="256-token passages/s",
+        )
+        speed_axis.set_yticks(list(positions), names, fontsize=8)
+        speed_axis.set_xscale("log")
+        speed_axis.set(xlabel="texts per second (log)", title="encoding throughput (median)")
+        speed_axis.legend(fontsize=8)
+    search = payload.get("search", [])
+    markers = dict(zip(sorted({row["size"] for row in search}), "os^D", strict=False))
+    options = sorted({row["index"] for row in search})
+    colours = {option: plt.get_cmap("tab10")(i % 10) for i, option in enumerate(options)}
+    for row in search:
+        search_axis.scatter(
+            row["single_p50_ms"],
+            row["recall_at_10"],
+            color=colours[row["index"]],
+            marker=markers.get(row["size"], "o"),
+            s=20 + row["dim"] / 20,
+        )
+    for option in options:
+        search_axis.scatter([], [], color=colours[option], label=option)
+    for size, marker in markers.items():
+        search_axis.scatter([], [], color="grey", marker=marker, label=f"{size:,} vectors")
+    search_axis.set(xscale="log", xlabel="single-query p50 ms (1 thread, log)", ylabel="recall@10 vs exact full head")
+    search_axis.set_title("search: latency vs recall (marker size ~ dim)")
+    search_axis.grid(alpha=0.3)
+    if search:
+        search_axis.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+
+
+def update_readme(readme: Path, block: str) -> bool:
+    """Replace the text between the bench markers with ``block``; False when the markers are missing."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        log.warning("%s has no %s ... %s markers: performance table not inserted", readme, README_START, README_END)
+        return False
+    updated = text[: start + len(README_START)] + "\n" + block + "\n" + text[end:]
+    _atomic_write(readme, lambda tmp: tmp.write_text(updated, encoding="utf-8"))
+    return True
+
+
+def write_reports(payload: Payload, output_dir: Path, readme: Path | None = None) -> list[Path]:
+    """bench.json, then bench.md / bench.png / the README block rendered from the JSON as written."""
+    json_path = output_dir / "bench.json"
+    _atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
+    return render_from_json(json_path, readme)
+
+
+def render_from_json(json_path: Path, readme: Path | None = None) -> list[Path]:
+    """Render bench.md, bench.png (next to ``json_path``) and the README block from a bench.json."""
+    payload = json.loads(json_path.read_text())
+    md_path, png_path = json_path.with_suffix(".md"), json_path.with_suffix(".png")
+    write_plot(payload, png_path)
+    _atomic_write(md_path, lambda tmp: tmp.write_text(full_markdown(payload, png_path.name)))
+    files = [json_path, md_path, png_path]
+    if readme is not None and update_readme(readme, summary_markdown(payload)):
+        files.append(readme)
+    return files

@@ -1,0 +1,67 @@
+"""``jasper-rag eval`` / ``make eval``: load tasks and encoders, score, write the three reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jasper_rag.config import Settings, get_settings
+from jasper_rag.eval.candidates import CandidateBuilder
+from jasper_rag.eval.report import markdown_table, update_readme, write_json, write_markdown, write_plot
+from jasper_rag.eval.runner import ResultRow, evaluate
+from jasper_rag.eval.speed import SpeedLedger
+from jasper_rag.eval.tasks import load_task
+
+
+@dataclass
+class EvalOutcome:
+    """What a run produced: the rows, notes (e.g. a missing model) and the files written."""
+
+    rows: list[ResultRow]
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def run_eval(
+    models: Sequence[str],
+    tasks: Sequence[str],
+    heads: Sequence[str] | None = None,
+    eval_dir: Path | None = None,
+    output_dir: Path | None = None,
+    baseline_dims: Sequence[int] | None = None,
+    readme: Path | None = None,
+    settings: Settings | None = None,
+    cached_only: bool = False,
+) -> EvalOutcome:
+    """Evaluate ``models`` (groups or model paths) on ``tasks`` and write eval.json / eval.md / eval.png.
+
+    Options left None come from the settings. With ``readme``, its eval table is replaced too.
+    ``cached_only`` scores only what the vector cache already holds (skipped pairs become notes).
+    """
+    settings = settings or get_settings()
+    eval_dir = eval_dir or settings.eval_dir
+    output_dir = output_dir or settings.reports_dir
+    loaded = [load_task(spec, eval_dir, settings.eval_faq_target_precision) for spec in tasks]
+    builder = CandidateBuilder(settings, heads)
+    candidates = builder.build(models, baseline_dims or settings.eval_baseline_dims)
+    if not candidates:
+        raise ValueError("nothing to evaluate: " + ("; ".join(builder.notes) or "no models selected"))
+    ledger = SpeedLedger(settings.cache_dir / "eval_speed.json")
+    rows, skipped = evaluate(
+        candidates, loaded, ledger, settings.batch_size, settings.eval_pca_sample, cached_only=cached_only
+    )
+    notes = builder.notes + [f"skipped {pair}" for pair in skipped]
+    if not rows:
+        raise ValueError("nothing was scored: " + "; ".join(notes))
+
+    outcome = EvalOutcome(rows, notes)
+    json_path, md_path, png_path = (output_dir / f"eval.{suffix}" for suffix in ("json", "md", "png"))
+    write_json(rows, json_path, notes)
+    write_plot(rows, png_path, {task.name: task.main_metric for task in loaded})
+    write_markdown(rows, md_path, notes, plot_name=png_path.name)
+    outcome.files += [json_path, md_path, png_path]
+    readme_block = "\n".join([*(f"> Note: {note}\n" for note in notes), markdown_table(rows)])
+    if readme is not None and update_readme(readme, readme_block):
+        outcome.files.append(readme)
+    return outcome

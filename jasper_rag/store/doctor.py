@@ -1,0 +1,168 @@
+"""``doctor``: compare the SQL entries with every FAISS index, report drift, and repair it.
+
+Consistent means: every (kind, head) index file named in SQL loads, has the head's dimension and
+holds exactly the ids of the embedded SQL entries of its kind, each once. Repair keeps every vector
+that both sides agree on, drops vectors without rows, and marks documents whose vectors are missing
+as ``stale`` (their rows go; the next ingest embeds them again), all in one commit.
+Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from jasper_rag.store.models import DocumentStatus, Entry, EntryKind
+from jasper_rag.store.store import Store, batched
+from jasper_rag.store.vector_index import VectorIndex
+
+EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class IndexCheck:
+    """How one (kind, head) index compares with SQL."""
+
+    kind: str
+    head: str
+    expected: int
+    stored: int = 0
+    missing: np.ndarray = field(default_factory=lambda: EMPTY)
+    extra: np.ndarray = field(default_factory=lambda: EMPTY)
+    duplicates: np.ndarray = field(default_factory=lambda: EMPTY)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not (len(self.missing) or len(self.extra) or len(self.duplicates))
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"{self.kind}/{self.head}: ok ({self.stored} vectors)"
+        parts = [self.error] if self.error else []
+        for name, ids in (("missing vectors", self.missing), ("vectors without rows", self.extra)):
+            if len(ids):
+                parts.append(f"{len(ids)} {name} (e.g. ids {ids[:5].tolist()})")
+        if len(self.duplicates):
+            parts.append(f"{len(self.duplicates)} duplicated ids")
+        return f"{self.kind}/{self.head}: " + "; ".join(parts)
+
+
+@dataclass
+class DoctorReport:
+    checks: list[IndexCheck]
+    problems: list[str]
+    garbage: list[Path]
+    stale_documents: int
+
+    @property
+    def consistent(self) -> bool:
+        return not self.problems and all(check.ok for check in self.checks)
+
+    def render(self) -> str:
+        lines = [check.describe() for check in self.checks]
+        lines += [f"problem: {problem}" for problem in self.problems]
+        if self.garbage:
+            lines.append(f"{len(self.garbage)} leftover files of interrupted runs (removed by --repair)")
+        if self.stale_documents:
+            lines.append(f"{self.stale_documents} stale documents (the next ingest embeds them again)")
+        lines.append("consistent" if self.consistent else "DRIFT: run `jasper-rag doctor --repair`")
+        return "\n".join(lines)
+
+
+def _load(store: Store, kind: str, head: str, dim: int) -> tuple[VectorIndex | None, str | None]:
+    if (kind, head) not in store.index_states():
+        return None, "no index"
+    try:
+        index = store.index(kind, head)
+    except Exception as err:  # a missing or unreadable file is a finding, not a crash
+        return None, f"index file unreadable ({type(err).__name__}: {err})"
+    if index.dim != dim:
+        return None, f"index dimension {index.dim} != head dimension {dim}"
+    return index, None
+
+
+def _check_index(store: Store, kind: str, head: str, dim: int, sql_ids: np.ndarray) -> IndexCheck:
+    index, error = _load(store, kind, head, dim)
+    if index is None:
+        return IndexCheck(kind, head, len(sql_ids), missing=sql_ids, error=error)
+    ids = index.ids()
+    unique, counts = np.unique(ids, return_counts=True)
+    return IndexCheck(
+        kind,
+        head,
+        expected=len(sql_ids),
+        stored=len(ids),
+        missing=np.setdiff1d(sql_ids, unique),
+        extra=np.setdiff1d(unique, sql_ids),
+        duplicates=unique[counts > 1],
+    )
+
+
+def check(store: Store) -> DoctorReport:
+    """Compare SQL with every index (read-only)."""
+    store.refresh()
+    heads = store.heads
+    states = store.index_states()
+    problems = [
+        f"index {kind}/{head} belongs to no head of the model {sorted(heads)}"
+        for kind, head in states
+        if head not in heads
+    ]
+    checks = []
+    for kind in EntryKind.ALL:
+        sql_ids = store.embedded_ids(kind)
+        if len(sql_ids) and not heads:
+            problems.append(f"{len(sql_ids)} {kind} entries but no model recorded")
+        for head, dim in heads.items():
+            if len(sql_ids) or (kind, head) in states:
+                checks.append(_check_index(store, kind, head, dim, sql_ids))
+    stale = len(store.documents(DocumentStatus.STALE))
+    return DoctorReport(checks, problems, store.garbage(), stale)
+
+
+def _documents_of(store: Store, entry_ids: np.ndarray) -> set[int]:
+    with store.sessions() as session:
+        found: set[int] = set()
+        for batch in batched(entry_ids.tolist()):
+            found.update(session.scalars(select(Entry.document_id).where(Entry.id.in_(batch))))
+        return found
+
+
+def _entries_of(store: Store, document_ids: set[int]) -> np.ndarray:
+    with store.sessions() as session:
+        found: list[int] = []
+        for batch in batched(sorted(document_ids)):
+            found.extend(session.scalars(select(Entry.id).where(Entry.document_id.in_(batch))))
+        return np.asarray(found, dtype=np.int64)
+
+
+def repair(store: Store) -> DoctorReport:
+    """Fix every drift ``check`` finds (under the writer lock, one commit); returns the new report."""
+    with store.writer():
+        report = check(store)
+        if not report.consistent:
+            heads = store.heads
+            missing = np.concatenate([EMPTY, *(c.missing for c in report.checks)])
+            stale_documents = _documents_of(store, missing)
+            if not heads:  # vectors of an unknown model: nothing can be kept
+                stale_documents |= _documents_of(store, np.concatenate([store.embedded_ids(k) for k in EntryKind.ALL]))
+            dropped_entries = _entries_of(store, stale_documents)
+            rebuilt = {}
+            for item in report.checks:
+                index, _ = _load(store, item.kind, item.head, heads[item.head])
+                kept = EMPTY if index is None else index.ids()
+                if item.ok and not np.isin(kept, dropped_entries).any():
+                    continue
+                kept = kept[np.isin(kept, store.embedded_ids(item.kind)) & ~np.isin(kept, dropped_entries)]
+                kept = kept[np.sort(np.unique(kept, return_index=True)[1])]  # first copy of each id, in order
+                fresh = VectorIndex.create(heads[item.head], index.factory if index else store.factory)
+                if len(kept):
+                    fresh.add(kept, index.reconstruct(kept))
+                rebuilt[(item.kind, item.head)] = fresh
+            dropped = [key for key in store.index_states() if key[1] not in heads]
+            store.replace_indexes(rebuilt, sorted(stale_documents), dropped)
+    return check(store)

@@ -1,0 +1,450 @@
+"""The store: SQL metadata plus one FAISS index per (entry kind, model head), kept in step.
+
+Write order (crash safety): a commit runs in one SQL transaction. Inside it, the rows of changed
+and deleted files are deleted, the new rows inserted (giving their ids), and every touched index is
+written as a *new generation* file (``<store id>.chunk.full.g000007.faiss``: temp file, fsync, rename). Only
+then does the transaction commit, switching ``index_state`` to the new generations together with
+the rows. A crash before the commit leaves the old rows and the old index files, which agree; the
+new files are unreferenced garbage that the next writer (or ``doctor --repair``) deletes. Readers
+load the generation named in SQL, so they see the old or the new state, never a mix. The previous
+generation is kept one commit longer for readers that are still loading it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from jasper_rag.config import Settings, get_settings
+from jasper_rag.store.database import make_engine, make_sessions
+from jasper_rag.store.heads import ModelIdentity
+from jasper_rag.store.models import Document, DocumentStatus, Entry, IndexState, StoreMeta
+from jasper_rag.store.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+MODEL_KEY = "model"
+STORE_ID_KEY = "store_id"  # prefixes the index file names: two databases can never take each other's files
+LOCK_FILE = ".writer.lock"
+INDEX_FILE = re.compile(
+    r"^(?P<store>[0-9a-f]+)\.(?P<kind>[a-z]+)\.(?P<head>[A-Za-z0-9_-]+)\.g(?P<generation>\d+)\.faiss$"
+)
+SQL_BATCH = 500  # ids or paths per IN (...) clause
+
+
+class StoreModelMismatchError(RuntimeError):
+    """The store holds vectors of another model than the one given."""
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """A stored entry with its source file: what a search hit shows."""
+
+    id: int
+    kind: str
+    text: str
+    path: str
+    file_type: str
+    ordinal: int
+    page: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+    answer: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """One document's row, without its entries."""
+
+    path: str
+    file_type: str
+    status: str
+    error: str | None
+    content_hash: str | None
+    entries: int
+
+
+@dataclass
+class DocumentRecord:
+    """A file's new state, ready to commit: its row, its entries and the vectors of the embedded ones.
+
+    ``vectors[head]`` has one row per entry with ``embedded=True``, in the order of ``entries``.
+    """
+
+    path: str
+    file_type: str
+    status: str
+    content_hash: str | None = None
+    error: str | None = None
+    size_bytes: int | None = None
+    pages: int | None = None
+    entries: list[Entry] = field(default_factory=list)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def index_file_name(store_id: str, kind: str, head: str, generation: int) -> str:
+    return f"{store_id}.{kind}.{head}.g{generation:06d}.faiss"
+
+
+def batched(items: Sequence, size: int = SQL_BATCH) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """Documents, entries and vectors of one corpus. ``Store.open()`` uses the settings' locations.
+
+    Read API (for the searcher): ``model``, ``heads``, ``kinds()``, ``index(kind, head)`` (a
+    ``VectorIndex``: ``search(vectors, k)``, ``reconstruct(ids)``), ``fetch(ids)`` -> ``EntryView``s,
+    ``refresh()`` to pick up commits made by another process. Writes go through ``writer()``.
+    """
+
+    def __init__(self, url: str, index_dir: str | Path, factory: str = "Flat") -> None:
+        self.url = url
+        self.index_dir = Path(index_dir)
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self.factory = factory
+        self.engine = make_engine(url)
+        self.sessions = make_sessions(self.engine)
+        self.store_id = self._store_id()
+        self.model: ModelIdentity | None = None
+        self._states: dict[tuple[str, str], IndexState] = {}
+        self._loaded: dict[tuple[str, str], tuple[int, VectorIndex]] = {}
+        self._working: dict[tuple[str, str], VectorIndex] = {}
+        self.refresh()
+
+    @classmethod
+    def open(
+        cls, settings: Settings | None = None, db_url: str | None = None, index_dir: str | Path | None = None
+    ) -> Store:
+        """The store at ``db_url`` / ``index_dir``, defaulting to the settings (``indexes/jasper.db``)."""
+        settings = settings or get_settings()
+        return cls(db_url or settings.database_url, index_dir or settings.indexes_dir, settings.index_factory)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _store_id(self) -> str:
+        """This database's id (created once), which names its index files."""
+        for _ in range(2):
+            try:
+                with self.sessions() as session, session.begin():
+                    meta = session.get(StoreMeta, STORE_ID_KEY)
+                    if meta is None:
+                        meta = StoreMeta(key=STORE_ID_KEY, value=uuid.uuid4().hex[:12])
+                        session.add(meta)
+                    return meta.value
+            except IntegrityError:  # another process created it at the same moment: read theirs
+                continue
+        raise RuntimeError(f"cannot create the store id in {self.url}")
+
+    # ================================================================= reading
+    def refresh(self) -> None:
+        """Re-read the model identity and the current index generations from SQL."""
+        with self.sessions() as session:
+            self._states = {(s.kind, s.head): s for s in session.scalars(select(IndexState))}
+            meta = session.get(StoreMeta, MODEL_KEY)
+        self.model = ModelIdentity(**json.loads(meta.value)) if meta else None
+
+    @property
+    def heads(self) -> dict[str, int]:
+        """Head name -> dimension of the model that built the store (empty before the first ingest)."""
+        return dict(self.model.heads) if self.model else {}
+
+    def kinds(self) -> list[str]:
+        """Entry kinds that have indexes."""
+        return sorted({kind for kind, _ in self._states})
+
+    def index_states(self) -> dict[tuple[str, str], IndexState]:
+        return dict(self._states)
+
+    def index(self, kind: str, head: str) -> VectorIndex:
+        """The committed index of one kind and head (KeyError when the store has none)."""
+        for attempt in range(2):
+            state = self._states[(kind, head)]
+            cached = self._loaded.get((kind, head))
+            if cached and cached[0] == state.generation:
+                return cached[1]
+            try:
+                index = VectorIndex.load(self.index_path(kind, head, state.generation), state.factory)
+            except (FileNotFoundError, RuntimeError):
+                if attempt:
+                    raise
+                self.refresh()  # a writer moved on between our read of SQL and of the file
+                continue
+            self._loaded[(kind, head)] = (state.generation, index)
+            return index
+        raise AssertionError("unreachable")
+
+    def index_path(self, kind: str, head: str, generation: int) -> Path:
+        return self.index_dir / index_file_name(self.store_id, kind, head, generation)
+
+    def fetch(self, ids: Iterable[int]) -> list[EntryView]:
+        """The entries with these ids, in the given order (unknown ids are left out)."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, EntryView] = {}
+        with self.sessions() as session:
+            for batch in batched(wanted):
+                query = (
+                    select(Entry, Document.path, Document.file_type)
+                    .join(Document)
+                    .where(Entry.id.in_(batch), Document.status.in_(DocumentStatus.DONE))
+                )
+                for entry, path, file_type in session.execute(query):
+                    found[entry.id] = EntryView(
+                        id=entry.id,
+                        kind=entry.kind,
+                        text=entry.text,
+                        path=path,
+                        file_type=file_type,
+                        ordinal=entry.ordinal,
+                        page=getattr(entry, "page", None),
+                        char_start=getattr(entry, "char_start", None),
+                        char_end=getattr(entry, "char_end", None),
+                        answer=getattr(entry, "answer", None),
+                        width=getattr(entry, "width", None),
+                        height=getattr(entry, "height", None),
+                    )
+        return [found[i] for i in wanted if i in found]
+
+    def documents(self, status: str | None = None) -> list[DocumentView]:
+        """Every document row (optionally of one status), with its number of entries."""
+        counts = select(Entry.document_id, func.count().label("n")).group_by(Entry.document_id).subquery()
+        query = select(Document, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.document_id == Document.id)
+        if status is not None:
+            query = query.where(Document.status == status)
+        with self.sessions() as session:
+            return [
+                DocumentView(doc.path, doc.file_type, doc.status, doc.error, doc.content_hash, int(n))
+                for doc, n in session.execute(query.order_by(Document.path))
+            ]
+
+    def embedded_ids(self, kind: str) -> np.ndarray:
+        """Ids of the entries of ``kind`` that must have a vector in every head's index."""
+        with self.sessions() as session:
+            query = select(Entry.id).where(Entry.kind == kind, Entry.embedded.is_(True)).order_by(Entry.id)
+            return np.fromiter(session.scalars(query), dtype=np.int64)
+
+    # ================================================================= writing
+    @contextmanager
+    def writer(self) -> Iterator[Store]:
+        """Exclusive write access (a file lock beside the indexes); leftovers of crashed runs are removed."""
+        with (self.index_dir / LOCK_FILE).open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another process is writing to %s; waiting for it", self.index_dir)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.refresh()
+                self.remove_garbage()
+                yield self
+            finally:
+                self._working.clear()
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def bind_model(self, identity: ModelIdentity) -> None:
+        """Record the model that builds the vectors; refuse another model while vectors of one exist."""
+        with self.sessions() as session, session.begin():
+            meta = session.get(StoreMeta, MODEL_KEY)
+            if meta is not None:
+                recorded = ModelIdentity(**json.loads(meta.value))
+                if recorded.fingerprint == identity.fingerprint:
+                    self.model = recorded
+                    return
+                if session.scalar(select(func.count()).select_from(Entry)):
+                    raise StoreModelMismatchError(self._mismatch(recorded, identity))
+                session.execute(delete(IndexState))
+                meta.value = json.dumps(asdict(identity))
+            else:
+                session.add(StoreMeta(key=MODEL_KEY, value=json.dumps(asdict(identity))))
+        self.model = identity
+        self.refresh()
+
+    def check_model(self, identity: ModelIdentity) -> None:
+        """Raise ``StoreModelMismatchError`` when the stored vectors come from another model (for searchers)."""
+        if self.model is not None and self.model.fingerprint != identity.fingerprint:
+            raise StoreModelMismatchError(self._mismatch(self.model, identity))
+
+    def _mismatch(self, recorded: ModelIdentity, identity: ModelIdentity) -> str:
+        return (
+            f"the store in {self.index_dir} holds vectors of model '{recorded.source}' "
+            f"(fingerprint {recorded.fingerprint}, heads {recorded.heads}); the current model is "
+            f"'{identity.source}' (fingerprint {identity.fingerprint}). Rebuild it with `jasper-rag ingest --rebuild`."
+        )
+
+    def commit(self, records: Sequence[DocumentRecord], deleted_paths: Sequence[str] = ()) -> None:
+        """Replace the documents of ``records`` and delete those of ``deleted_paths``, rows and vectors at once."""
+        if not records and not deleted_paths:
+            return
+        heads = self.heads
+        if not heads:
+            raise RuntimeError("bind_model() must be called before the first commit")
+        try:
+            with self.sessions() as session, session.begin():
+                removed = self._delete_documents(session, [r.path for r in records] + list(deleted_paths))
+                for record in records:
+                    session.add(self._document_row(record))
+                session.flush()  # assigns entry ids
+                added_ids, added_vectors = self._group_vectors(records, heads)
+                changed: dict[tuple[str, str], VectorIndex] = {}
+                for kind in sorted(set(removed) | set(added_ids)):
+                    for head, dim in heads.items():
+                        index = self._working_index(session, kind, head, dim)
+                        index.remove(np.asarray(removed.get(kind, []), dtype=np.int64))
+                        if kind in added_ids:
+                            index.add(
+                                np.asarray(added_ids[kind], dtype=np.int64), np.concatenate(added_vectors[kind][head])
+                            )
+                        changed[(kind, head)] = index
+                self._save_indexes(session, changed)
+        except BaseException:
+            self._working.clear()  # they may be ahead of what was committed
+            raise
+        self._after_commit()
+
+    def clear(self) -> None:
+        """Delete every document, entry, index and the model record (``--rebuild``)."""
+        with self.sessions() as session, session.begin():
+            session.execute(delete(Entry))
+            session.execute(delete(Document))
+            session.execute(delete(IndexState))
+            session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
+        self._working.clear()
+        self._after_commit()
+
+    def replace_indexes(
+        self,
+        indexes: dict[tuple[str, str], VectorIndex],
+        stale_documents: Sequence[int] = (),
+        dropped: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Doctor's repair, in one commit: rebuilt indexes, documents whose vectors were lost marked
+        stale (entries deleted, so the next ingest embeds them again), index records of unknown heads dropped."""
+        with self.sessions() as session, session.begin():
+            for batch in batched(list(stale_documents)):
+                session.execute(delete(Entry).where(Entry.document_id.in_(batch)))
+                for document in session.scalars(select(Document).where(Document.id.in_(batch))):
+                    document.status = DocumentStatus.STALE
+                    document.content_hash = None
+                    document.error = "vectors were lost; the next ingest embeds it again"
+            for kind, head in dropped:
+                session.execute(delete(IndexState).where(IndexState.kind == kind, IndexState.head == head))
+            self._save_indexes(session, indexes)
+        self._after_commit()
+
+    # ----------------------------------------------------------------- internals
+    def _delete_documents(self, session: Session, paths: Sequence[str]) -> dict[str, list[int]]:
+        """Delete documents and their entries; returns the embedded entry ids removed, per kind."""
+        removed: dict[str, list[int]] = defaultdict(list)
+        for batch in batched(list(paths)):
+            documents = select(Document.id).where(Document.path.in_(batch))
+            query = select(Entry.id, Entry.kind).where(Entry.document_id.in_(documents), Entry.embedded.is_(True))
+            for entry_id, kind in session.execute(query):
+                removed[kind].append(entry_id)
+            session.execute(
+                delete(Entry).where(Entry.document_id.in_(documents)), execution_options={"synchronize_session": False}
+            )
+            session.execute(
+                delete(Document).where(Document.path.in_(batch)), execution_options={"synchronize_session": False}
+            )
+        return removed
+
+    @staticmethod
+    def _document_row(record: DocumentRecord) -> Document:
+        return Document(
+            path=record.path,
+            content_hash=record.content_hash,
+            file_type=record.file_type,
+            status=record.status,
+            error=record.error,
+            size_bytes=record.size_bytes,
+            pages=record.pages,
+            entries=list(record.entries),
+        )
+
+    @staticmethod
+    def _group_vectors(
+        records: Sequence[DocumentRecord], heads: dict[str, int]
+    ) -> tuple[dict[str, list[int]], dict[str, dict[str, list[np.ndarray]]]]:
+        """Entry ids and vectors of the embedded entries, grouped by kind (then head)."""
+        ids: dict[str, list[int]] = defaultdict(list)
+        vectors: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+        for record in records:
+            embedded = [entry for entry in record.entries if entry.embedded]
+            if not embedded:
+                continue
+            for head, dim in heads.items():
+                shape = record.vectors[head].shape if head in record.vectors else None
+                if shape != (len(embedded), dim):
+                    raise ValueError(f"{record.path}: head '{head}' vectors {shape}, expected {(len(embedded), dim)}")
+            for kind in sorted({entry.kind for entry in embedded}):
+                rows = [i for i, entry in enumerate(embedded) if entry.kind == kind]
+                ids[kind].extend(embedded[i].id for i in rows)
+                for head in heads:
+                    vectors[kind][head].append(record.vectors[head][rows])
+        return ids, vectors
+
+    def _working_index(self, session: Session, kind: str, head: str, dim: int) -> VectorIndex:
+        """The writer's own copy of an index (readers' copies are never changed in place)."""
+        key = (kind, head)
+        if key not in self._working:
+            state = session.get(IndexState, key)
+            if state is None:
+                self._working[key] = VectorIndex.create(dim, self.factory)
+            else:
+                self._working[key] = VectorIndex.load(self.index_path(kind, head, state.generation), state.factory)
+        return self._working[key]
+
+    def _save_indexes(self, session: Session, indexes: dict[tuple[str, str], VectorIndex]) -> None:
+        """Write each index as the next generation and point its ``index_state`` row at it (same transaction)."""
+        for (kind, head), index in indexes.items():
+            state = session.get(IndexState, (kind, head))
+            if state is None:
+                state = IndexState(kind=kind, head=head, generation=0)
+                session.add(state)
+            state.generation += 1
+            state.dim, state.factory, state.count = index.dim, index.factory, index.ntotal
+            index.save(self.index_path(kind, head, state.generation))
+
+    def _after_commit(self) -> None:
+        self.refresh()
+        self.remove_garbage()
+
+    def garbage(self) -> list[Path]:
+        """Index files no reader can need (neither current nor previous generation) and temp files."""
+        junk = []
+        for path in sorted(self.index_dir.iterdir()):
+            if path.name.startswith(f".{self.store_id}.") and path.name.endswith(".tmp"):
+                junk.append(path)
+                continue
+            match = INDEX_FILE.match(path.name)
+            if not match or match["store"] != self.store_id:
+                continue
+            state = self._states.get((match["kind"], match["head"]))
+            generation = int(match["generation"])
+            if state is None or generation not in (state.generation, state.generation - 1):
+                junk.append(path)
+        return junk
+
+    def remove_garbage(self) -> list[Path]:
+        """Delete what ``garbage()`` lists (call with the writer lock held)."""
+        junk = self.garbage()
+        for path in junk:
+            path.unlink(missing_ok=True)
+        return junk

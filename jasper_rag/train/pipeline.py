@@ -1,0 +1,178 @@
+"""Run a recipe: corpus -> teacher vectors (cached) -> stages 1-3 -> the saved model.
+
+Each stage works in ``<runs>/<recipe>/stage<N>/`` (checkpoint, ``log.jsonl``) and, when finished,
+saves its model there with ``done.json`` (wall time, final losses). Running a recipe again skips the
+finished stages and resumes an interrupted one from its checkpoint. Under ``torchrun`` every process
+runs this same function; only rank 0 writes models, logs and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jasper_rag.config import get_settings, resolve_device
+from jasper_rag.encoder import FULL_HEAD, JasperEncoder, load_encoder, reduced_head_name
+from jasper_rag.train.data import training_texts
+from jasper_rag.train.distributed import DistEnv
+from jasper_rag.train.losses import DistillationLoss
+from jasper_rag.train.plots import plot_curves
+from jasper_rag.train.recipes import Recipe
+from jasper_rag.train.stages import (
+    TEXT_STAGES,
+    init_head_least_squares,
+    init_head_pca,
+    text_step_losses,
+    trainable_parameters,
+)
+from jasper_rag.train.teacher_vectors import ensemble_targets
+from jasper_rag.train.trainer import LOG_FILE, Trainer
+
+log = logging.getLogger(__name__)
+
+DONE_FILE = "done.json"
+PCA_SAMPLE = 2048  # texts whose pooled states set the reduced heads' PCA start
+
+
+def pooled_states(encoder: JasperEncoder, texts: Sequence[str], dist: DistEnv, batch_size: int) -> torch.Tensor:
+    """Unnormalised pooled backbone vectors of every text (computed round-robin across processes)."""
+    local = encoder.encode(
+        list(texts[dist.rank :: dist.world]),
+        dim=None,
+        normalize=False,
+        batch_size=batch_size,
+        show_progress=dist.is_main,
+    )
+    return dist.gather_rows(torch.from_numpy(local).to(encoder.device), len(texts))
+
+
+def teacher_targets(recipe: Recipe, texts: Sequence[str], dist: DistEnv) -> torch.Tensor:
+    """The ensemble vectors of the texts, from the shared on-disk cache (filled where missing)."""
+    from jasper_rag.teachers import SentenceTransformerTeacher
+
+    teachers = [SentenceTransformerTeacher(name, device=dist.device) for name in recipe.teachers]
+    root = get_settings().cache_dir / "vectors"
+    targets = ensemble_targets(teachers, texts, root, dist, batch_size=recipe.teacher_batch_size)
+    del teachers
+    return torch.from_numpy(targets)
+
+
+def prepare_heads(
+    encoder: JasperEncoder,
+    recipe: Recipe,
+    stage: int,
+    texts: Sequence[str],
+    targets: torch.Tensor,
+    dist: DistEnv,
+    pooled: torch.Tensor | None,
+) -> list[str]:
+    """Add the heads a stage starts with (FC1 in stage 1, reduced heads in stage 3); returns the reduced ones."""
+    if stage == 1:
+        head = encoder.add_head(FULL_HEAD, targets.shape[1])
+        if recipe.full_head_init == "least_squares" and pooled is not None:
+            init_head_least_squares(head, pooled, targets.to(pooled.device))
+    if stage != 3:
+        return []
+    names = [reduced_head_name(dim) for dim in recipe.reduced_dims]
+    sample = list(texts[:PCA_SAMPLE])
+    use_pca = recipe.reduced_head_init == "pca"
+    hidden = pooled_states(encoder, sample, dist, recipe.teacher_batch_size) if use_pca else None
+    for name, dim in zip(names, recipe.reduced_dims, strict=True):
+        head = encoder.add_head(name, dim)
+        if hidden is not None:
+            init_head_pca(head, encoder.heads[FULL_HEAD], hidden)
+    return names
+
+
+def run_stage(
+    encoder: JasperEncoder,
+    recipe: Recipe,
+    stage: int,
+    texts: Sequence[str],
+    targets: torch.Tensor,
+    stage_dir: Path,
+    dist: DistEnv,
+) -> dict[str, object]:
+    """Train one stage in place (resuming from its checkpoint) and return its summary."""
+    began = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    inference_length = encoder.config.max_length  # the saved model keeps its own; training may cut shorter
+    encoder.config.max_length = recipe.max_length
+    try:
+        pooled = pooled_states(encoder, texts, dist, recipe.teacher_batch_size) if stage == 1 else None
+        reduced = prepare_heads(encoder, recipe, stage, texts, targets, dist, pooled)
+        parameters = trainable_parameters(encoder, stage, recipe.last_layers)
+        loss = DistillationLoss(recipe.loss.weights())
+        step_losses = text_step_losses(encoder, texts, targets, loss, reduced, recipe.self_distill, pooled)
+        config = recipe.stages[stage].train_config(recipe.seed)
+        trainer = Trainer(encoder, parameters, step_losses, len(texts), config, stage_dir, dist, f"stage{stage}")
+        final = trainer.fit()
+    finally:
+        encoder.config.max_length = inference_length
+        encoder.requires_grad_(False)
+    summary = {
+        "stage": stage,
+        "seconds": round(time.perf_counter() - began, 1),
+        "steps": trainer.total_steps,
+        "texts": len(texts),
+        "processes": dist.world,
+        "trainable_parameters": sum(p.numel() for p in parameters),
+        "final_losses": final,
+    }
+    if dist.is_main:
+        encoder.save(stage_dir / "model")
+        (stage_dir / DONE_FILE).write_text(json.dumps(summary, indent=2))
+    dist.barrier()
+    return summary
+
+
+def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str | None = None) -> Path:
+    """Train the recipe's stages (all text stages by default) and save the model to ``recipe.output``."""
+    dist = DistEnv.from_env(resolve_device(device))
+    random.seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    run_dir = get_settings().runs_dir / recipe.name
+    wanted = list(stages or TEXT_STAGES)
+    for stage in wanted:
+        if stage not in recipe.stages:
+            raise ValueError(f"recipe '{recipe.name}' has no settings for stage {stage}")
+    began = time.perf_counter()
+    texts = training_texts(
+        recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
+    )
+    log.info("recipe %s: %d training texts from %s", recipe.name, len(texts), recipe.corpus)
+    targets = teacher_targets(recipe, texts, dist)
+    timings: dict[str, float] = {"teacher_vectors": round(time.perf_counter() - began, 1)}
+    encoder: JasperEncoder | None = None
+    for stage in wanted:
+        stage_dir = run_dir / f"stage{stage}"
+        if (stage_dir / DONE_FILE).is_file():
+            log.info("stage %d already finished (%s): skipping; delete the folder to train it again", stage, stage_dir)
+            encoder = load_encoder(stage_dir / "model", device=dist.device)
+            continue
+        if encoder is None:
+            previous = run_dir / f"stage{stage - 1}" / "model"
+            if stage > 1 and not (previous / "jasper_config.json").is_file():
+                raise FileNotFoundError(f"stage {stage} starts from stage {stage - 1}'s model, not found at {previous}")
+            encoder = load_encoder(previous if stage > 1 else recipe.student, device=dist.device)
+        summary = run_stage(encoder, recipe, stage, texts, targets, stage_dir, dist)
+        timings[f"stage{stage}"] = summary["seconds"]
+        log.info("stage %d done in %.0f s: %s", stage, summary["seconds"], summary["final_losses"])
+    output = Path(recipe.output)
+    if dist.is_main and encoder is not None:
+        encoder.config.extra["recipe"] = recipe.name
+        encoder.save(output)
+        plot_curves([run_dir / f"stage{s}" / LOG_FILE for s in TEXT_STAGES], run_dir / "curves.png")
+        timings["total"] = round(time.perf_counter() - began, 1)
+        (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+        log.info("saved %s; wall times (s): %s; curves: %s", output, timings, run_dir / "curves.png")
+    dist.barrier()
+    dist.close()
+    return output

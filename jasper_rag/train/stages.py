@@ -1,0 +1,113 @@
+"""The paper's text stages: what each trains, how new heads start, and the loss of one batch.
+
+- stage 1 trains the full head (FC1) only: cos + sim + resim on FC1 against the teacher ensemble;
+- stage 2 trains FC1 + the last 3 encoder layers, same losses;
+- stage 3 trains every parameter + the reduced heads (FC2..): FC1 as above; reduced heads sim + resim
+  against the ensemble, or against FC1's own (detached) vectors with ``self_distill``.
+
+Stage 4 (vision) lives in ``stage4_vision.py`` and reuses ``DistillationLoss`` and ``Trainer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from jasper_rag.encoder import FULL_HEAD, JasperEncoder
+from jasper_rag.train.losses import DistillationLoss
+from jasper_rag.train.trainer import StepLosses
+
+TEXT_STAGES = (1, 2, 3)
+
+
+def encoder_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of a BERT / MPNet / RoBERTa-style (``encoder.layer``) or DistilBERT backbone."""
+    for path in ("encoder.layer", "transformer.layer", "layers"):
+        module: object = backbone
+        for attribute in path.split("."):
+            module = getattr(module, attribute, None)
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise ValueError(f"cannot find the transformer layers of {type(backbone).__name__}")
+
+
+def trainable_parameters(encoder: JasperEncoder, stage: int, last_layers: int = 3) -> list[nn.Parameter]:
+    """Freeze everything the stage does not train; return the parameters it trains, in a fixed order."""
+    if stage not in TEXT_STAGES:
+        raise ValueError(f"text stages are {TEXT_STAGES}, got {stage}")
+    if FULL_HEAD not in encoder.heads:
+        raise ValueError(f"the encoder has no '{FULL_HEAD}' head (FC1): add it before training stage {stage}")
+    encoder.requires_grad_(stage == 3)
+    encoder.heads[FULL_HEAD].requires_grad_(True)
+    if stage == 2:
+        for layer in encoder_layers(encoder.backbone)[-last_layers:]:
+            layer.requires_grad_(True)
+    return [parameter for parameter in encoder.parameters() if parameter.requires_grad]
+
+
+@torch.no_grad()
+def init_head_least_squares(head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> None:
+    """Set ``head`` to the ridge-regression fit of ``targets`` from ``hidden`` (closed form, float64).
+
+    A better start than a random FC1: stage 1 then refines an already good map with the paper's losses.
+    """
+    inputs = torch.cat([hidden.double(), torch.ones(len(hidden), 1, dtype=torch.float64, device=hidden.device)], 1)
+    gram = inputs.T @ inputs
+    gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=torch.float64, device=gram.device)
+    solution = torch.linalg.solve(gram, inputs.T @ targets.double())
+    head.weight.copy_(solution[:-1].T.to(head.weight.dtype))
+    head.bias.copy_(solution[-1].to(head.bias.dtype))
+
+
+@torch.no_grad()
+def init_head_pca(head: nn.Linear, full_head: nn.Linear, hidden: torch.Tensor) -> None:
+    """Set a reduced head to the top principal directions of the full head's outputs on ``hidden``.
+
+    ``head(h) = U^T (FC1(h) - mean)``: at the start the reduced head keeps as much of FC1's geometry as
+    any linear map of that size can; stage 3 then trains it with the similarity losses.
+    """
+    outputs = full_head(hidden).double()
+    mean = outputs.mean(dim=0)
+    centred = outputs - mean
+    _values, vectors = torch.linalg.eigh(centred.T @ centred)
+    top = vectors[:, -head.out_features :].flip(1)  # (full dim, reduced dim), largest variance first
+    head.weight.copy_((top.T @ full_head.weight.double()).to(head.weight.dtype))
+    head.bias.copy_((top.T @ (full_head.bias.double() - mean)).to(head.bias.dtype))
+
+
+def _prefixed(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}/{name}": value for name, value in terms.items()}
+
+
+def text_step_losses(
+    encoder: JasperEncoder,
+    texts: Sequence[str],
+    targets: torch.Tensor,
+    loss: DistillationLoss,
+    reduced_heads: Sequence[str] = (),
+    self_distill: bool = False,
+    pooled: torch.Tensor | None = None,
+) -> StepLosses:
+    """The batch loss of a text stage: FC1 against the ensemble, reduced heads against it (or FC1).
+
+    ``pooled`` holds precomputed pooled states of every text (stage 1: the frozen backbone runs once);
+    otherwise each batch is tokenised and run through the backbone.
+    """
+
+    def step(indices: list[int]) -> dict[str, torch.Tensor]:
+        if pooled is not None:
+            hidden = pooled[indices].to(encoder.device)
+        else:
+            hidden = encoder.pool(**encoder.tokenize([texts[i] for i in indices]))
+        teacher = targets[indices].to(encoder.device)
+        full = encoder.heads[FULL_HEAD](hidden)
+        terms = _prefixed(FULL_HEAD, loss(full, teacher))
+        for name in reduced_heads:
+            target = full.detach() if self_distill else teacher
+            terms.update(_prefixed(name, loss(encoder.heads[name](hidden), target)))
+        terms["total"] = sum(value for name, value in terms.items() if name.endswith("/total"))
+        return terms
+
+    return step

@@ -1,0 +1,43 @@
+"""``run_bench`` end to end on the packaged weights and the shared eval data, at toy sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jasper_rag.bench.report import README_END, README_START
+from jasper_rag.bench.run import BenchConfig, run_bench
+from jasper_rag.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
+    settings = Settings(eval_dir=eval_dir, model=str(tmp_path / "no-model"))
+    config = BenchConfig(
+        short_texts=4,
+        passages=2,
+        latency_queries=3,
+        repeats=1,
+        quality_tasks=("stsbenchmark",),
+        sizes=(1500,),
+        factories=("Flat", "SQ8"),
+        search_queries=10,
+        ingest_docs=3,
+        train_steps=1,
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\n{README_END}\n")
+    files = run_bench(config, output_dir=tmp_path / "reports", readme=readme, settings=settings)
+    assert [path.name for path in files] == ["bench.json", "bench.md", "bench.png", "README.md"]
+    data = json.loads((tmp_path / "reports" / "bench.json").read_text())
+    roles = [row["role"] for row in data["encoding"]]
+    assert roles == ["student"] * 3 + ["teacher"] * len(settings.teachers) + ["ensemble"]
+    assert {row["variant"] for row in data["quality"]} == {"torch eager", "onnx", "onnx int8"}
+    eager = next(row["score"] for row in data["quality"] if row["variant"] == "torch eager")
+    assert eager == pytest.approx(82.03, abs=0.3)  # all-MiniLM-L6-v2's published STSBenchmark Spearman
+    assert data["compact"][0]["identical_sets"] == 1.0
+    assert data["ingestion"]["chunks"] >= 3 and [row["stage"] for row in data["training"]] == [1, 2, 3]
+    assert "no trained model" in data["notes"][0]
+    assert "x ensemble" in readme.read_text()
