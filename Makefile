@@ -57,6 +57,7 @@ eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stag
 
 eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*, README
 	$(PY) -m jasper_rag.cli eval --readme README.md $(EVAL_ARGS)
+	@if [ -f $(IMAGES) ]; then $(MAKE) --no-print-directory eval-vision; else echo "no image set: run make images for the image tasks"; fi
 
 bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*, README
 	$(PY) -m jasper_rag.cli bench --readme README.md

@@ -136,3 +136,13 @@ def test_shared_pass_matches_each_head_and_runs_backbone_once(tiny_encoder, tmp_
     cached = CachedEncoder(shared.view(16), tmp_path / "vectors")
     assert np.allclose(cached.encode(texts[:2]), original(texts[:2], dim=16), atol=1e-5)
     assert (tmp_path / "vectors").is_dir()
+
+
+def test_image_tasks_are_loaded_by_name(tmp_path, monkeypatch) -> None:
+    from jasper_rag.config import get_settings
+    from jasper_rag.vision.data import ImageSetError
+
+    monkeypatch.setattr(get_settings(), "images_dir", tmp_path / "no-images")
+    for name in ("images", "zeroshot"):
+        with pytest.raises(ImageSetError):
+            load_task(name, tmp_path)

@@ -68,7 +68,7 @@ def test_funnel_equals_exact_when_the_shortlist_covers_the_corpus(corpus) -> Non
     searcher, _ = corpus
     for query in DOCS.values():
         exact = searcher.search(query, k=3, kinds=["chunk"])
-        funnel = searcher.search(query, k=3, kinds=["chunk"], funnel=True, shortlist=50)
+        funnel = searcher.search(query, k=3, kinds=["chunk"], funnel=True, shortlist=50, funnel_dim=8)
         assert [h.id for h in funnel] == [h.id for h in exact]
         np.testing.assert_allclose([h.score for h in funnel], [h.score for h in exact], atol=1e-5)
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 from jasper_rag.eval.runner import ResultRow
+from jasper_rag.files import atomic_write, replace_marked_block
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +40,6 @@ DEFINITIONS = (
     "(one thread) to embed all of the task's texts, timed on a 64-text sample (ensemble = both "
     "teachers; baselines = their base model). – = not scored."
 )
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _models(rows: Sequence[ResultRow]) -> list[tuple[str, int]]:
@@ -92,7 +81,7 @@ def write_json(rows: Sequence[ResultRow], path: Path, notes: Sequence[str] = ())
         "notes": list(notes),
         "rows": [asdict(row) for row in rows],
     }
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
 
 
 def write_markdown(rows: Sequence[ResultRow], path: Path, notes: Sequence[str] = (), plot_name: str = "") -> None:
@@ -101,7 +90,7 @@ def write_markdown(rows: Sequence[ResultRow], path: Path, notes: Sequence[str] =
     parts += [markdown_table(rows), ""]
     if plot_name:
         parts += [f"![score against dimension and encoding time]({plot_name})", ""]
-    _atomic_write(path, lambda tmp: tmp.write_text("\n".join(parts)))
+    atomic_write(path, lambda tmp: tmp.write_text("\n".join(parts)))
 
 
 def write_plot(rows: Sequence[ResultRow], path: Path, main_metrics: dict[str, str]) -> None:
@@ -154,17 +143,10 @@ def write_plot(rows: Sequence[ResultRow], path: Path, main_metrics: dict[str, st
         [found[label] for label in labels], labels, loc="lower center", ncol=min(4, max(len(labels), 1)), fontsize=9
     )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
 
 
 def update_readme(readme: Path, table: str) -> bool:
     """Replace the text between the eval-table markers with ``table``; False when there are no markers."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        log.warning("%s has no %s ... %s markers: table not inserted", readme, README_START, README_END)
-        return False
-    updated = text[: start + len(README_START)] + "\n" + table + "\n" + text[end:]
-    _atomic_write(readme, lambda tmp: tmp.write_text(updated, encoding="utf-8"))
-    return True
+    return replace_marked_block(readme, README_START, README_END, table)

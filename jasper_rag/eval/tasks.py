@@ -220,7 +220,8 @@ STS_BENCHMARK_FILE = "stsbenchmark/sts-test.csv"
 
 
 def load_task(spec: str, eval_dir: str | Path, faq_target_precision: float = 0.95) -> Task:
-    """A task from its name: ``stsbenchmark``, ``faq`` (both from the STS Benchmark test file), a
+    """A task from its name: ``stsbenchmark``, ``faq`` (both from the STS Benchmark test file),
+    ``images`` / ``zeroshot`` (held-out captioned images, models with a vision tower), a
     BEIR folder name inside ``eval_dir`` (e.g. ``scifact``), a path to any BEIR folder, or a path to
     an STS-format file."""
     eval_dir = Path(eval_dir)
@@ -229,6 +230,12 @@ def load_task(spec: str, eval_dir: str | Path, faq_target_precision: float = 0.9
         return STSTask.from_file(eval_dir / STS_BENCHMARK_FILE)
     if key == "faq":
         return FAQTask.from_sts_file(eval_dir / STS_BENCHMARK_FILE, target_precision=faq_target_precision)
+    if key in {"images", "zeroshot"}:  # the held-out captioned images of `make images` (vision models)
+        from jasper_rag.config import get_settings
+        from jasper_rag.eval.image_tasks import ImageCaptionTask, ZeroShotTask
+
+        task = ImageCaptionTask if key == "images" else ZeroShotTask
+        return task.from_folder(get_settings().images_dir)
     path = Path(spec)
     folder = path if path.is_dir() else eval_dir / spec
     if is_beir_folder(folder):
@@ -236,6 +243,6 @@ def load_task(spec: str, eval_dir: str | Path, faq_target_precision: float = 0.9
     if path.is_file():
         return STSTask.from_file(path, name=path.stem)
     raise EvalDataError(
-        f"task '{spec}': expected 'stsbenchmark', 'faq', a BEIR folder (corpus.jsonl, queries.jsonl, "
-        f"qrels/test.tsv) inside {eval_dir} or at that path, or an STS-format file"
+        f"task '{spec}': expected 'stsbenchmark', 'faq', 'images', 'zeroshot', a BEIR folder "
+        f"(corpus.jsonl, queries.jsonl, qrels/test.tsv) inside {eval_dir} or at that path, or an STS-format file"
     )

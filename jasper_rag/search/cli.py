@@ -53,6 +53,7 @@ def search_command(
     file_type: list[str] = typer.Option(None, "--type", help="Only files of these types, e.g. pdf, md (repeatable)."),
     funnel: bool = typer.Option(False, "--funnel", help="Shortlist with the smallest head, re-score with --dim's."),
     shortlist: int = typer.Option(100, "--shortlist", min=1, help="Funnel shortlist size."),
+    funnel_dim: int = typer.Option(None, "--funnel-dim", help="Head that shortlists (default: the smallest)."),
     model: str = typer.Option(None, "--model", help="Model folder (default: JASPER_MODEL / models/jasper-quick)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -62,7 +63,14 @@ def search_command(
     searcher = _open_searcher(model)
     try:
         hits = searcher.search(
-            query, k=k, dim=dim, kinds=kind or None, file_types=file_type or None, funnel=funnel, shortlist=shortlist
+            query,
+            k=k,
+            dim=dim,
+            kinds=kind or None,
+            file_types=file_type or None,
+            funnel=funnel,
+            shortlist=shortlist,
+            funnel_dim=funnel_dim,
         )
     except (EmptyStoreError, ValueError) as err:
         raise _fail(str(err)) from None

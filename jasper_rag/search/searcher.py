@@ -129,6 +129,10 @@ class Searcher:
                 return head
         raise ValueError(f"no index of dimension {dim}; available: {sorted(heads.values())}")
 
+    def funnel_head(self, dim: int | None = None) -> str:
+        """The head that shortlists in a funnel search: ``dim``'s, or the smallest."""
+        return self.head_for(dim) if dim is not None else min(self.heads, key=self.heads.__getitem__)
+
     def kinds(self) -> list[str]:
         return self.store.kinds()
 
@@ -150,12 +154,14 @@ class Searcher:
         file_types: Sequence[str] | None = None,
         funnel: bool = False,
         shortlist: int = DEFAULT_SHORTLIST,
+        funnel_dim: int | None = None,
     ) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first.
 
         ``dim`` picks the head (None = full); ``kinds`` limits to chunk / image / faq; ``file_types``
         keeps hits from files of those types (e.g. ``["pdf", "md"]``); ``funnel`` shortlists
-        ``shortlist`` candidates with the smallest head and re-scores them with the chosen head.
+        ``shortlist`` candidates with the ``funnel_dim`` head (default: the smallest) and re-scores
+        them with the chosen head.
         """
         if k <= 0:
             raise ValueError("k must be positive")
@@ -163,7 +169,8 @@ class Searcher:
         self._check_model()
         head = self.head_for(dim)
         vectors = self.embed_queries(queries)
-        return self.search_vectors(vectors, k, head, kinds, file_types, funnel, shortlist)
+        small = self.funnel_head(funnel_dim) if funnel else None
+        return self.search_vectors(vectors, k, head, kinds, file_types, small, shortlist)
 
     def search_vectors(
         self,
@@ -172,10 +179,12 @@ class Searcher:
         head: str,
         kinds: Sequence[str] | None = None,
         file_types: Sequence[str] | None = None,
-        funnel: bool = False,
+        funnel_head: str | None = None,
         shortlist: int = DEFAULT_SHORTLIST,
     ) -> list[list[Hit]]:
-        """Search with precomputed unit query vectors (per head): used for text and image queries."""
+        """Search with precomputed unit query vectors (per head): used for text and image queries.
+
+        With ``funnel_head``, candidates are shortlisted with that head and re-scored with ``head``."""
         available = self.store.kinds()
         wanted = [kind for kind in (kinds or available) if kind in available]
         count = len(vectors[head])
@@ -184,7 +193,7 @@ class Searcher:
         fetch = k if allowed_types is None else 4 * k
         with faiss_threads(1 if count == 1 else faiss.omp_get_max_threads()):
             for kind in wanted:
-                scores, ids = self._search_kind(kind, vectors, head, fetch, funnel, shortlist)
+                scores, ids = self._search_kind(kind, vectors, head, fetch, funnel_head, shortlist)
                 for row in range(count):
                     merged[row].extend((float(s), int(i)) for s, i in zip(scores[row], ids[row], strict=True) if i >= 0)
         results: list[list[Hit]] = []
@@ -198,10 +207,10 @@ class Searcher:
         return results
 
     def _search_kind(
-        self, kind: str, vectors: dict[str, np.ndarray], head: str, k: int, funnel: bool, shortlist: int
+        self, kind: str, vectors: dict[str, np.ndarray], head: str, k: int, funnel_head: str | None, shortlist: int
     ) -> tuple[np.ndarray, np.ndarray]:
         index = self.store.index(kind, head)
-        small = min(self.heads, key=self.heads.__getitem__)
-        if not funnel or small == head:
+        if funnel_head is None or funnel_head == head:
             return index.search(vectors[head], k)
-        return funnel_search(self.store.index(kind, small), index, vectors[small], vectors[head], k, shortlist)
+        small = self.store.index(kind, funnel_head)
+        return funnel_search(small, index, vectors[funnel_head], vectors[head], k, shortlist)

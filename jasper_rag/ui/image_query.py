@@ -54,4 +54,4 @@ def search_by_image(
         name: searcher.encoder.encode_images([image], dim=head_dim_argument(name, size))
         for name, size in searcher.heads.items()
     }
-    return searcher.search_vectors(vectors, k, head, kinds, file_types, funnel)[0]
+    return searcher.search_vectors(vectors, k, head, kinds, file_types, searcher.funnel_head() if funnel else None)[0]
