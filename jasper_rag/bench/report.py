@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
+
+from jasper_rag.files import atomic_write, replace_marked_block
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +21,6 @@ OVERHEAD_GOAL = 0.10
 GPU_SCRIPT = "jasper_rag/bench/gpu_check.py"
 
 Payload = dict
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _spread(value: dict, digits: int = 1) -> str:
@@ -337,26 +326,19 @@ def write_plot(payload: Payload, path: Path) -> None:
     if search:
         search_axis.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
 
 
 def update_readme(readme: Path, block: str) -> bool:
     """Replace the text between the bench markers with ``block``; False when the markers are missing."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        log.warning("%s has no %s ... %s markers: performance table not inserted", readme, README_START, README_END)
-        return False
-    updated = text[: start + len(README_START)] + "\n" + block + "\n" + text[end:]
-    _atomic_write(readme, lambda tmp: tmp.write_text(updated, encoding="utf-8"))
-    return True
+    return replace_marked_block(readme, README_START, README_END, block)
 
 
 def write_reports(payload: Payload, output_dir: Path, readme: Path | None = None) -> list[Path]:
     """bench.json, then bench.md / bench.png / the README block rendered from the JSON as written."""
     json_path = output_dir / "bench.json"
-    _atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
+    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
     return render_from_json(json_path, readme)
 
 
@@ -365,7 +347,7 @@ def render_from_json(json_path: Path, readme: Path | None = None) -> list[Path]:
     payload = json.loads(json_path.read_text())
     md_path, png_path = json_path.with_suffix(".md"), json_path.with_suffix(".png")
     write_plot(payload, png_path)
-    _atomic_write(md_path, lambda tmp: tmp.write_text(full_markdown(payload, png_path.name)))
+    atomic_write(md_path, lambda tmp: tmp.write_text(full_markdown(payload, png_path.name)))
     files = [json_path, md_path, png_path]
     if readme is not None and update_readme(readme, summary_markdown(payload)):
         files.append(readme)
