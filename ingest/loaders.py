@@ -227,6 +227,9 @@ def load_image(path: Path, data: bytes, limits: LoadLimits | None = None) -> Ima
         raise LoadError(f"unreadable image: {err}") from err
 
 
+FAQ_MAX_FIELD_CHARS = 131_072  # Python csv's default field limit
+
+
 def load_faq_csv(path: Path, data: bytes, limits: LoadLimits | None = None) -> FaqContent:
     """FAQ table with ``question`` and ``answer`` columns (header names are case-insensitive)."""
     text = decode_text(data)
@@ -234,6 +237,10 @@ def load_faq_csv(path: Path, data: bytes, limits: LoadLimits | None = None) -> F
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as err:
         raise LoadError(f"malformed CSV: {err}") from err
+    # csv's own field limit is process-global (and other code may raise it): check ours explicitly.
+    for number, row in enumerate(rows, start=1):
+        if any(len(cell) > FAQ_MAX_FIELD_CHARS for cell in row):
+            raise LoadError(f"malformed CSV: row {number} has a field over {FAQ_MAX_FIELD_CHARS} characters")
     if not rows:
         raise LoadError("empty: no header row")
     header = [name.strip().lower() for name in rows[0]]

