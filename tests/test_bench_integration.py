@@ -9,6 +9,9 @@ import pytest
 from jasper_rag.bench.report import README_END, README_START
 from jasper_rag.bench.run import BenchConfig, run_bench
 from jasper_rag.config import Settings
+from jasper_rag.eval.tasks import load_task
+from jasper_rag.teachers import SentenceTransformerTeacher
+from jasper_rag.vector_cache import CachedEncoder
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +30,11 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
         ingest_docs=3,
         train_steps=1,
     )
+    # The in-memory heads are fitted on texts cached for the start and every teacher (`make eval`
+    # leaves them); a fresh clone has none, so embed enough STSB sentences here (cached for reruns).
+    texts = load_task("stsbenchmark", eval_dir).texts()[:900]
+    for name in dict.fromkeys((settings.student_init, *settings.teachers)):
+        CachedEncoder(SentenceTransformerTeacher(name, device="cpu"), settings.cache_dir / "vectors").fill(texts)
     readme = tmp_path / "README.md"
     readme.write_text(f"{README_START}\n{README_END}\n")
     files = run_bench(config, output_dir=tmp_path / "reports", readme=readme, settings=settings)
