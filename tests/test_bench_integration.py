@@ -11,6 +11,7 @@ from jasper_rag.bench.run import BenchConfig, run_bench
 from jasper_rag.config import Settings
 from jasper_rag.eval.tasks import load_task
 from jasper_rag.teachers import SentenceTransformerTeacher
+from jasper_rag.train.recipes import RECIPES_DIR
 from jasper_rag.vector_cache import CachedEncoder
 
 pytestmark = pytest.mark.integration
@@ -35,6 +36,12 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
     texts = load_task("stsbenchmark", eval_dir).texts()[:900]
     for name in dict.fromkeys((settings.student_init, *settings.teachers)):
         CachedEncoder(SentenceTransformerTeacher(name, device="cpu"), settings.cache_dir / "vectors").fill(texts)
+    # Training speed runs on a tiny corpus of our own (a fresh clone has no `make corpus` output).
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"Sentence {i} is about topic {i % 7}."}) + "\n" for i in range(200)))
+    recipe = json.loads((RECIPES_DIR / "quick.json").read_text())
+    (tmp_path / "recipe.json").write_text(json.dumps({**recipe, "name": "bench-test", "corpus": str(corpus)}))
+    config.recipe = str(tmp_path / "recipe.json")
     readme = tmp_path / "README.md"
     readme.write_text(f"{README_START}\n{README_END}\n")
     files = run_bench(config, output_dir=tmp_path / "reports", readme=readme, settings=settings)
