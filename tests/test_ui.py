@@ -12,11 +12,10 @@ from jasper_rag.config import Settings
 from jasper_rag.search import FAQMatch, Hit
 from jasper_rag.ui.cards import display_path, faq_card, hit_card, stats_html
 from jasper_rag.ui.highlight import highlight, plain, query_terms, snippet
-from jasper_rag.ui.image_query import read_query_image
 from jasper_rag.ui.ingest_run import summary_rows
 from jasper_rag.ui.overview import eval_table, public_url
 from jasper_rag.ui.uploads import RefusedUpload, SavedUpload, UploadPolicy, safe_name, save_uploads
-from jasper_rag.vision.images import ImageLoadError
+from jasper_rag.vision.images import ImageLoadError, decode_image
 from tests.ingest_support import png_bytes
 
 
@@ -147,16 +146,16 @@ def test_database_urls_are_shown_without_passwords() -> None:
 
 
 def test_query_images_are_read_safely(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert read_query_image(png_bytes((12, 8))).size == (12, 8)
+    assert decode_image(png_bytes((12, 8))).size == (12, 8)
     with pytest.raises(ImageLoadError, match="not a readable image"):
-        read_query_image(b"not an image", "q.png")
+        decode_image(b"not an image", "q.png")
     monkeypatch.setenv("JASPER_MAX_IMAGE_PIXELS", "50")
     from jasper_rag.config import get_settings
 
     get_settings.cache_clear()
     try:
         with pytest.raises(ImageLoadError, match="above the limit"):
-            read_query_image(png_bytes((12, 8)), "big.png")
+            decode_image(png_bytes((12, 8)), "big.png")
     finally:
         monkeypatch.delenv("JASPER_MAX_IMAGE_PIXELS")
         get_settings.cache_clear()

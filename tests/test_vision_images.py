@@ -108,3 +108,13 @@ def test_svg_caption_skips_generic_titles(tmp_path: Path) -> None:
     assert svg_caption(svg) == "Red Apple. A shiny apple."
     svg.write_text("<svg><dc:title>Open Clip Art Library</dc:title></svg>")
     assert svg_caption(svg) == ""
+
+
+def test_pixel_limit_leaves_pillows_process_wide_guard_alone(tmp_path: Path, pixel_limit) -> None:
+    before = Image.MAX_IMAGE_PIXELS
+    small = tmp_path / "small.png"
+    Image.new("RGB", (10, 10)).save(small)
+    pixel_limit(50)
+    with pytest.raises(ImageLoadError, match="above the limit"):
+        load_image(small)
+    assert Image.MAX_IMAGE_PIXELS == before

@@ -18,11 +18,11 @@ from jasper_rag.search.faq import FAQ_KEY, FAQMatcher
 from jasper_rag.store import EntryKind
 from jasper_rag.ui import resources
 from jasper_rag.ui.cards import HERO, STYLE, faq_card, hit_card, stats_html
-from jasper_rag.ui.image_query import read_query_image, search_by_image, supports_image_queries
+from jasper_rag.ui.image_query import search_by_image, supports_image_queries
 from jasper_rag.ui.ingest_run import ingest_uploads, summary_rows
 from jasper_rag.ui.overview import KIND_NAMES, StoreOverview, eval_table, public_url, store_overview
 from jasper_rag.ui.uploads import UploadPolicy, save_uploads
-from jasper_rag.vision.images import ImageLoadError
+from jasper_rag.vision.images import ImageLoadError, decode_image
 
 K_CHOICES = (5, 10, 20, 50)
 EMPTY_INDEX = (
@@ -136,7 +136,7 @@ def image_query_input(searcher: Searcher):
         if upload is None:
             return None
         try:
-            image = read_query_image(upload.getvalue(), upload.name)
+            image = decode_image(upload.getvalue(), upload.name)
         except ImageLoadError as err:
             st.error(str(err))
             return None

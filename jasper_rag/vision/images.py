@@ -1,13 +1,14 @@
 """Reading images safely and turning them into backbone input tensors.
 
-Pillow's decompression-bomb guard is always on: an image with more than ``max_image_pixels``
-pixels (settings) is refused before its pixels are decoded. Transparent images (stamps, clip art)
+An image with more than ``max_image_pixels`` pixels (settings) is refused from its header, before
+its pixels are decoded (Pillow's process-wide guard is not modified). Transparent images (stamps, clip art)
 are flattened onto white; every image is padded to a square with white and resized, so nothing
 is cropped away.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,15 +28,9 @@ class ImageLoadError(ValueError):
     """An image file is missing, unreadable, corrupt or too large."""
 
 
-def _limit_pixels() -> int:
-    limit = get_settings().max_image_pixels
-    Image.MAX_IMAGE_PIXELS = limit
-    return limit
-
-
 def check_image_size(image: Image.Image, name: str = "image") -> None:
-    """Refuse an image whose pixel count is above the configured limit."""
-    limit = _limit_pixels()
+    """Refuse an image whose pixel count is above ``max_image_pixels`` (read from the header only)."""
+    limit = get_settings().max_image_pixels
     width, height = image.size
     if width * height > limit:
         raise ImageLoadError(
@@ -44,27 +39,34 @@ def check_image_size(image: Image.Image, name: str = "image") -> None:
         )
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image file as RGB, with a clear ``ImageLoadError`` for every failure."""
-    path = Path(path)
-    limit = _limit_pixels()
+def decode_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """An image file (path) or upload (bytes) as RGB, with a clear ``ImageLoadError`` naming ``name``
+    (default: the path) for every failure. The size is checked from the header before any pixel is
+    decoded; Pillow's own process-wide bomb guard is left as it is and also reported as too large."""
+    is_bytes = isinstance(source, bytes)
+    name = name or ("image" if is_bytes else str(source))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                check_image_size(image, str(path))
+            with Image.open(io.BytesIO(source) if is_bytes else Path(source)) as image:
+                check_image_size(image, name)
                 image.load()
                 return to_rgb(image)
     except ImageLoadError:
         raise
     except FileNotFoundError as err:
-        raise ImageLoadError(f"{path}: no such image file") from err
+        raise ImageLoadError(f"{name}: no such image file") from err
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageLoadError(f"{path}: image is larger than the limit of {limit:,} pixels ({err})") from err
+        raise ImageLoadError(f"{name}: image is above Pillow's decompression-bomb limit ({err})") from err
     except UnidentifiedImageError as err:
-        raise ImageLoadError(f"{path}: not a readable image (unknown format or corrupt header)") from err
+        raise ImageLoadError(f"{name}: not a readable image (unknown format or corrupt header)") from err
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from err
+        raise ImageLoadError(f"{name}: corrupt or truncated image ({err})") from err
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image file as RGB (``decode_image`` of a path)."""
+    return decode_image(Path(path))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
