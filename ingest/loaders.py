@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import warnings
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
 from jasper_rag.config import Settings, get_settings
+from jasper_rag.jsonl import json_objects
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files become our reasons
 
@@ -257,19 +257,10 @@ def _cell(row: list[str], column: int) -> str:
 
 def load_faq_jsonl(path: Path, data: bytes, limits: LoadLimits | None = None) -> FaqContent:
     """FAQ as JSON lines, one ``{"question": ..., "answer": ...}`` object per line."""
-    records = []
-    for number, line in enumerate(decode_text(data).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LoadError(f"line {number}: invalid JSON ({err.msg})") from err
-        except RecursionError as err:
-            raise LoadError(f"line {number}: JSON nested too deeply") from err
-        if not isinstance(record, dict):
-            raise LoadError(f"line {number}: expected an object with {list(FAQ_FIELDS)}")
-        records.append({key.lower(): value for key, value in record.items()})
+    records = [
+        {key.lower(): value for key, value in record.items()}
+        for _number, record in json_objects(decode_text(data).splitlines(), LoadError)
+    ]
     return _faq_pairs(records, first_line=1)
 
 

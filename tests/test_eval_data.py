@@ -81,7 +81,7 @@ def test_bad_sts_lines_name_file_and_line(tmp_path: Path, line: str, message: st
 def test_bad_beir_files_name_file_and_line(tmp_path: Path) -> None:
     folder = write_beir(tmp_path / "tiny")
     (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{not json\n')
-    with pytest.raises(EvalDataError, match=r"corpus\.jsonl:2: not valid JSON"):
+    with pytest.raises(EvalDataError, match=r"corpus\.jsonl, line 2: invalid JSON"):
         load_beir(folder)
 
     folder = write_beir(tmp_path / "tiny2")

@@ -30,7 +30,7 @@ def test_reads_txt_jsonl_and_folders(tmp_path) -> None:
 def test_bad_input_names_the_file_and_line(tmp_path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "ok"}) + "\n{not json\n")
-    with pytest.raises(CorpusFormatError, match=r"bad.jsonl, line 2: not JSON"):
+    with pytest.raises(CorpusFormatError, match=r"bad.jsonl, line 2: invalid JSON"):
         load_documents(bad)
     bad.write_text(json.dumps({"body": "no text"}) + "\n")
     with pytest.raises(CorpusFormatError, match=r"line 1: expected an object with a string 'text'"):

@@ -94,7 +94,7 @@ def test_image_set_errors_and_split(tmp_path: Path) -> None:
     with pytest.raises(ImageSetError, match="make images"):
         read_image_set(tmp_path)
     (tmp_path / "index.jsonl").write_text('{"file": "a.png"}\n')
-    with pytest.raises(ImageSetError, match=r"index\.jsonl:1"):
+    with pytest.raises(ImageSetError, match=r"index\.jsonl, line 1"):
         read_image_set(tmp_path)
     assert split_of("A cat.") == split_of(" a cat. ")
 
@@ -117,4 +117,4 @@ def test_pixel_limit_leaves_pillows_process_wide_guard_alone(tmp_path: Path, pix
     pixel_limit(50)
     with pytest.raises(ImageLoadError, match="above the limit"):
         load_image(small)
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS

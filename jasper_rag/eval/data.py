@@ -6,10 +6,11 @@ Every reader fails with an ``EvalDataError`` naming the file and line, never a b
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from jasper_rag.jsonl import json_objects
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
 
@@ -45,22 +46,16 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise EvalDataError(f"{path}: file not found")
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise EvalDataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise EvalDataError(f"{path}:{number}: expected an object with an '_id' field")
+        for number, record in json_objects(handle, EvalDataError, str(path)):
+            if "_id" not in record:
+                raise EvalDataError(f"{path}, line {number}: expected an object with an '_id' field")
             yield number, record
 
 
 def _text_field(path: Path, number: int, record: dict, field: str) -> str:
     value = record.get(field) or ""
     if not isinstance(value, str):
-        raise EvalDataError(f"{path}:{number}: field '{field}' must be a string")
+        raise EvalDataError(f"{path}, line {number}: field '{field}' must be a string")
     return value
 
 

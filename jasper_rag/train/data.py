@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from jasper_rag.jsonl import json_objects
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=[\"'“‘(]*[A-Z0-9])")
 
 
@@ -32,14 +34,8 @@ def split_sentences(text: str) -> list[str]:
 def _read_jsonl(path: Path) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise CorpusFormatError(f"{path}, line {number}: not JSON ({err.msg})") from err
-            text = record.get("text") if isinstance(record, dict) else None
+        for number, record in json_objects(handle, CorpusFormatError, str(path)):
+            text = record.get("text")
             if not isinstance(text, str):
                 raise CorpusFormatError(f"{path}, line {number}: expected an object with a string 'text' field")
             texts.append(text)

@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from jasper_rag.config import get_settings
+from jasper_rag.jsonl import json_objects
 from jasper_rag.vision.images import ImageLoadError, load_image
 
 log = logging.getLogger(__name__)
@@ -107,15 +108,13 @@ def read_image_set(folder: Path | None = None, split: str | None = None) -> list
     if not index.is_file():
         raise ImageSetError(f"{index} not found: build the captioned image set with `make images`")
     records = []
-    for number, line in enumerate(index.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, fields in json_objects(index.read_text(encoding="utf-8").splitlines(), ImageSetError, str(index)):
         try:
-            record = CaptionedImage(**json.loads(line))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ImageSetError(f"{index}:{number}: malformed record ({err})") from err
+            record = CaptionedImage(**fields)
+        except TypeError as err:
+            raise ImageSetError(f"{index}, line {number}: malformed record ({err})") from err
         if record.split not in SPLITS or not record.caption.strip():
-            raise ImageSetError(f"{index}:{number}: needs a caption and a split in {SPLITS}")
+            raise ImageSetError(f"{index}, line {number}: needs a caption and a split in {SPLITS}")
         if split is None or record.split == split:
             records.append(record)
     return records
