@@ -21,7 +21,7 @@ from tests.ingest_support import png_bytes
 
 def make_hit(**fields) -> Hit:
     values = {"id": 1, "kind": "chunk", "score": 0.8123, "text": "text", "path": "/docs/a.pdf", "file_type": "pdf"}
-    return Hit(**{**values, "chunk": 2, **fields})
+    return Hit(**{**values, "ordinal": 2, **fields})
 
 
 # ----------------------------------------------------------------- highlighting
@@ -61,7 +61,7 @@ def test_hit_card_shows_file_page_kind_score_location_and_escapes_text() -> None
 
 
 def test_faq_and_image_cards(tmp_path: Path) -> None:
-    faq = make_hit(kind="faq", text="what is k?", answer="the number of <results>", chunk=0)
+    faq = make_hit(kind="faq", text="what is k?", answer="the number of <results>", ordinal=0)
     assert "jr-answer" in hit_card(faq, "k", 1) and "&lt;results&gt;" in hit_card(faq, "k", 1)
     assert "row 1" in hit_card(faq, "k", 1)
     picture = tmp_path / "chart.png"

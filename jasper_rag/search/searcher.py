@@ -31,44 +31,28 @@ class EmptyStoreError(RuntimeError):
     """The store has no vectors yet."""
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result: what matched, how well (raw cosine) and where it comes from."""
+@dataclass(frozen=True, kw_only=True)
+class Hit(EntryView):
+    """One search result: the stored entry (text, kind, source file, page, chunk) and its raw cosine."""
 
-    id: int
-    kind: str
     score: float
-    text: str
-    path: str
-    file_type: str
-    chunk: int
-    page: int | None = None
-    char_start: int | None = None
-    char_end: int | None = None
-    answer: str | None = None
 
     @classmethod
     def from_entry(cls, entry: EntryView, score: float) -> Hit:
-        return cls(
-            id=entry.id,
-            kind=entry.kind,
-            score=float(score),
-            text=entry.text,
-            path=entry.path,
-            file_type=entry.file_type,
-            chunk=entry.ordinal,
-            page=entry.page,
-            char_start=entry.char_start,
-            char_end=entry.char_end,
-            answer=entry.answer,
-        )
+        return cls(**asdict(entry), score=float(score))
+
+    @property
+    def chunk(self) -> int:
+        """The entry's position in its file (chunk number)."""
+        return self.ordinal
 
     def matches_type(self, types: set[str]) -> bool:
         """True when the hit's file type (``markdown``) or extension (``md``) is in ``types``."""
         return self.file_type.lower() in types or PurePath(self.path).suffix.lower().lstrip(".") in types
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready fields, with ``chunk`` beside the entry's ``ordinal``."""
+        return {**asdict(self), "chunk": self.chunk}
 
 
 @contextmanager
