@@ -15,6 +15,7 @@ from jasper_rag.train.stages import (
     encoder_layers,
     init_head_least_squares,
     init_head_pca,
+    init_head_procrustes,
     text_step_losses,
     trainable_parameters,
 )
@@ -107,6 +108,21 @@ def test_head_inits_fit_least_squares_and_pca() -> None:
         # 6 principal directions span the whole (rank-6) output: centred inner products are kept exactly
         centred = full(hidden) - full(hidden).mean(dim=0)
         torch.testing.assert_close(reduced(hidden) @ reduced(hidden).T, centred @ centred.T, atol=1e-3, rtol=1e-3)
+
+
+def test_procrustes_head_starts_as_an_isometry_aligned_with_the_teacher() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(300, 6) * 3 + 1
+    states = torch.nn.functional.normalize(hidden, dim=-1)
+    rotation = torch.linalg.qr(torch.randn(10, 10))[0][:, :6]  # an isometry R^6 -> R^10
+    targets = torch.cat([states @ rotation.T, states], dim=1) / 2**0.5  # the student is one of two "teachers"
+    head = torch.nn.Linear(6, 16)
+    init_head_procrustes(head, hidden, targets)
+    with torch.no_grad():
+        out = torch.nn.functional.normalize(head(hidden), dim=-1)
+        torch.testing.assert_close(out @ out.T, states @ states.T, atol=1e-5, rtol=1e-5)  # cosines kept
+        torch.testing.assert_close(out, targets, atol=1e-5, rtol=1e-5)  # and the teacher reproduced
+        assert torch.count_nonzero(head.bias) == 0
 
 
 def fake_targets(recipe, texts, dist):

@@ -29,6 +29,7 @@ from jasper_rag.train.stages import (
     TEXT_STAGES,
     init_head_least_squares,
     init_head_pca,
+    init_head_procrustes,
     text_step_losses,
     trainable_parameters,
 )
@@ -76,8 +77,9 @@ def prepare_heads(
     """Add the heads a stage starts with (FC1 in stage 1, reduced heads in stage 3); returns the reduced ones."""
     if stage == 1:
         head = encoder.add_head(FULL_HEAD, targets.shape[1])
-        if recipe.full_head_init == "least_squares" and pooled is not None:
-            init_head_least_squares(head, pooled, targets.to(pooled.device))
+        if pooled is not None and recipe.full_head_init != "random":
+            init = init_head_procrustes if recipe.full_head_init == "procrustes" else init_head_least_squares
+            init(head, pooled, targets.to(pooled.device))
     if stage != 3:
         return []
     names = [reduced_head_name(dim) for dim in recipe.reduced_dims]

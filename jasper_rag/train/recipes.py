@@ -74,7 +74,7 @@ class Recipe(BaseModel):
     max_length: int = Field(256, ge=8, description="student tokens per text while training (the model keeps its own)")
     reduced_dims: list[int] = Field(default_factory=lambda: [256, 128, 64])
     self_distill: bool = False
-    full_head_init: Literal["least_squares", "random"] = "least_squares"
+    full_head_init: Literal["procrustes", "least_squares", "random"] = "procrustes"
     reduced_head_init: Literal["pca", "random"] = "pca"
     last_layers: int = Field(3, ge=1, description="stage 2: how many top encoder layers train")
     teacher_batch_size: int = Field(32, ge=1)

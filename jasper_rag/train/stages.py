@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from jasper_rag.encoder import FULL_HEAD, JasperEncoder
@@ -59,6 +60,21 @@ def init_head_least_squares(head: nn.Linear, hidden: torch.Tensor, targets: torc
     solution = torch.linalg.solve(gram, inputs.T @ targets.double())
     head.weight.copy_(solution[:-1].T.to(head.weight.dtype))
     head.bias.copy_(solution[-1].to(head.bias.dtype))
+
+
+@torch.no_grad()
+def init_head_procrustes(head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor) -> None:
+    """Set ``head`` to the isometry ``hidden -> target space`` best aligned with ``targets`` (orthogonal
+    Procrustes on the normalised states: ``W = U V^T`` from the SVD of ``X^T T``, no bias).
+
+    An isometry keeps every cosine, so the model starts exactly as good as its backbone, and where the
+    student is one of the teachers (Jasper's student starts from its second teacher) that teacher's part
+    of the target is reproduced at once; training then moves the geometry towards the other teachers.
+    """
+    states = F.normalize(hidden.double(), dim=-1)
+    left, _values, right_t = torch.linalg.svd(states.T @ targets.double(), full_matrices=False)
+    head.weight.copy_((left @ right_t).T.to(head.weight.dtype))  # (target dim, hidden), orthonormal columns
+    head.bias.zero_()
 
 
 @torch.no_grad()
