@@ -69,7 +69,7 @@ def init_head_procrustes(head: nn.Linear, hidden: torch.Tensor, targets: torch.T
 
     An isometry keeps every cosine, so the model starts exactly as good as its backbone, and where the
     student is one of the teachers (Jasper's student starts from its second teacher) that teacher's part
-    of the target is reproduced at once; training then moves the geometry towards the other teachers.
+    of the target is largely reproduced at once; training then moves the geometry towards the others.
     """
     states = F.normalize(hidden.double(), dim=-1)
     left, _values, right_t = torch.linalg.svd(states.T @ targets.double(), full_matrices=False)
