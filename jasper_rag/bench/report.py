@@ -180,8 +180,10 @@ def quality_table(payload: Payload) -> str:
 def search_table(payload: Payload, size: int, full_head_only: bool = False) -> str:
     """The search rows of one corpus size (``full_head_only``: options that answer with full-head scores)."""
     rows = []
-    for row in payload.get("search", []):
-        if row["size"] != size or (full_head_only and row["dim"] != max(r["dim"] for r in payload["search"])):
+    searches = payload.get("search", [])
+    full_dim = max((row["dim"] for row in searches), default=None)
+    for row in searches:
+        if row["size"] != size or (full_head_only and row["dim"] != full_dim):
             continue
         rows.append(
             [
