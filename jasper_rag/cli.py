@@ -85,10 +85,10 @@ def eval_command(
     models: Annotated[
         str,
         typer.Option(
-            help="Comma list of groups (inhouse, start, teachers, ensemble, truncate, pca) and/or model folders "
-            "or packaged names."
+            help="Comma list of groups (inhouse, recipes = other trained recipe models, start, teachers, ensemble, "
+            "truncate, pca) and/or model folders or packaged names."
         ),
-    ] = "inhouse,start,teachers,ensemble,truncate,pca",
+    ] = "inhouse,recipes,start,teachers,ensemble,truncate,pca",
     heads: Annotated[
         str | None, typer.Option(help="Comma list of head names to evaluate (e.g. full,d256); default: all.")
     ] = None,

@@ -100,6 +100,19 @@ def test_missing_inhouse_model_is_reported_and_the_rest_evaluated(tmp_path: Path
     assert "in-house model not found" in (tmp_path / "reports" / "eval.md").read_text()
 
 
+def test_recipes_group_adds_other_trained_recipe_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, eval_dir = _tiny_setup(tmp_path)
+    monkeypatch.chdir(tmp_path)  # recipe outputs are relative paths (models/jasper-<recipe>)
+    make_tiny_encoder(tmp_path, {"full": 48}).save(tmp_path / "models" / "jasper-default")
+    make_tiny_encoder(tmp_path, {"full": 48}).save(tmp_path / "models" / "jasper-quick")
+    settings = settings.model_copy(update={"model": "models/jasper-quick"})
+    options = dict(tasks=["stsbenchmark"], eval_dir=eval_dir, output_dir=tmp_path / "reports", settings=settings)
+    outcome = run_eval(models=["inhouse", "recipes"], **options)
+    assert list(dict.fromkeys(row.model for row in outcome.rows)) == ["jasper-quick", "jasper-default"]  # in-house once
+    (tmp_path / "models" / "jasper-default" / "jasper_config.json").unlink()
+    assert {row.model for row in run_eval(models=["inhouse", "recipes"], **options).rows} == {"jasper-quick"}
+
+
 def test_cached_only_skips_what_is_not_cached(tmp_path: Path) -> None:
     settings, eval_dir = _tiny_setup(tmp_path)
     options = dict(models=["start"], eval_dir=eval_dir, output_dir=tmp_path / "reports", settings=settings)

@@ -2,6 +2,8 @@
 
 Groups (``--models``):
 - ``inhouse``: the trained model (settings ``model``) at each of its heads;
+- ``recipes``: every other packaged recipe's model that has been trained (e.g. ``models/jasper-default``
+  after ``make train RECIPE=default``), at each of its heads, so the recipes compare side by side;
 - ``start``: the student's starting model (settings ``student_init``), pooled vector;
 - ``teachers``: each teacher (settings ``teachers``);
 - ``ensemble``: the teachers concatenated (paper eq. 1), computed from the teachers' cached vectors;
@@ -29,7 +31,7 @@ from jasper_rag.weights import PACKAGED_MODELS
 
 log = logging.getLogger(__name__)
 
-MODEL_GROUPS = ("inhouse", "start", "teachers", "ensemble", "truncate", "pca")
+MODEL_GROUPS = ("inhouse", "recipes", "start", "teachers", "ensemble", "truncate", "pca")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class CandidateBuilder:
         for entry in models:
             if entry == "inhouse":
                 candidates += self.inhouse()
+            elif entry == "recipes":
+                candidates += self.recipe_models()
             elif entry == "start":
                 candidates.append(
                     Candidate(
@@ -142,6 +146,18 @@ class CandidateBuilder:
             self.notes.append(note)
             return []
         return self.model_heads(load_encoder(path), path.name)
+
+    def recipe_models(self) -> list[Candidate]:
+        """Every head of each packaged recipe's trained model, except the in-house one (already a group)."""
+        from jasper_rag.train.recipes import load_recipe, recipe_names
+
+        inhouse = Path(self.settings.model).resolve()
+        candidates: list[Candidate] = []
+        for name in recipe_names():
+            path = Path(load_recipe(name).output)
+            if path.resolve() != inhouse and (path / CONFIG_FILE).is_file():
+                candidates += self.model_heads(load_encoder(path), path.name)
+        return candidates
 
     def model_heads(self, encoder: JasperEncoder, label: str) -> list[Candidate]:
         """One candidate per selected head (all heads by default; the pooled vector when there is none)."""
