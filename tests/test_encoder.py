@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from jasper_rag.encoder import JasperEncoder, load_encoder
 from jasper_rag.teachers import TeacherEnsemble
@@ -29,6 +30,16 @@ def test_order_is_kept_whatever_the_batching(tiny_encoder: JasperEncoder) -> Non
     together = tiny_encoder.encode(TEXTS, dim=16, batch_size=4)
     one_by_one = np.concatenate([tiny_encoder.encode([t], dim=16) for t in TEXTS])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_pool_texts_matches_one_padded_batch_with_gradients(tiny_encoder: JasperEncoder) -> None:
+    texts = [*TEXTS, "cancer " * 30, "the mat"]
+    tiny_encoder.eval()  # no dropout: the two paths must agree exactly
+    one_batch = tiny_encoder.pool(**tiny_encoder.tokenize(texts))
+    chunked = tiny_encoder.pool_texts(texts, chunk_size=2)
+    torch.testing.assert_close(chunked, one_batch, atol=1e-5, rtol=1e-5)
+    chunked.sum().backward()
+    assert any(p.grad is not None for p in tiny_encoder.backbone.parameters())
 
 
 def test_head_selection(tiny_encoder: JasperEncoder) -> None:

@@ -116,7 +116,7 @@ def text_step_losses(
         if pooled is not None:
             hidden = pooled[indices].to(encoder.device)
         else:
-            hidden = encoder.pool(**encoder.tokenize([texts[i] for i in indices]))
+            hidden = encoder.pool_texts([texts[i] for i in indices])
         teacher = targets[indices].to(encoder.device)
         full = encoder.heads[FULL_HEAD](hidden)
         terms = _prefixed(FULL_HEAD, loss(full, teacher))
