@@ -164,6 +164,16 @@ def test_a_single_stage_needs_the_previous_one(tmp_path, tiny_run) -> None:
     pipeline.run_recipe(recipe, stages=[1], device="cpu")
     pipeline.run_recipe(recipe, stages=[2], device="cpu")
     assert (tmp_path / "runs" / "tiny" / "stage2" / "done.json").is_file()
+    timings = json.loads((tmp_path / "runs" / "tiny" / "timings.json").read_text())
+    assert {"teacher_vectors", "stage1", "stage2", "total"} <= set(timings)  # stage 1's time kept by the second run
+
+
+def test_record_timings_keeps_earlier_stages_and_adds_up_totals(tmp_path) -> None:
+    path = tmp_path / "timings.json"
+    pipeline.record_timings(path, {"teacher_vectors": 100.0, "stage1": 10.0, "total": 110.0})
+    merged = pipeline.record_timings(path, {"teacher_vectors": 2.0, "stage2": 30.0, "total": 32.0})
+    assert merged == {"teacher_vectors": 102.0, "stage1": 10.0, "stage2": 30.0, "total": 142.0}
+    assert pipeline.record_timings(path, {"stage2": 25.0})["stage2"] == 25.0  # a stage trained again replaces
 
 
 def test_packaged_recipes_load_and_bad_ones_are_named(tmp_path) -> None:

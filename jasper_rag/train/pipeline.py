@@ -20,6 +20,7 @@ import torch
 
 from jasper_rag.config import get_settings, resolve_device
 from jasper_rag.encoder import FULL_HEAD, JasperEncoder, load_encoder, reduced_head_name
+from jasper_rag.files import atomic_write
 from jasper_rag.train.data import training_texts
 from jasper_rag.train.distributed import DistEnv
 from jasper_rag.train.losses import DistillationLoss
@@ -39,6 +40,7 @@ from jasper_rag.train.trainer import LOG_FILE, Trainer
 log = logging.getLogger(__name__)
 
 DONE_FILE = "done.json"
+TIMINGS_FILE = "timings.json"
 PCA_SAMPLE = 2048  # texts whose pooled states set the reduced heads' PCA start
 
 
@@ -135,6 +137,20 @@ def run_stage(
     return summary
 
 
+def record_timings(path: Path, measured: dict[str, float]) -> dict[str, float]:
+    """Merge this invocation's wall times into ``path`` and return them all.
+
+    A recipe resumed over several invocations keeps the times of the stages trained before; stage
+    times are replaced when a stage is trained again, ``teacher_vectors`` and ``total`` add up.
+    """
+    merged: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+    for key, seconds in measured.items():
+        added = key in ("teacher_vectors", "total")
+        merged[key] = round(seconds + (merged.get(key, 0.0) if added else 0.0), 1)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(merged, indent=2)))
+    return merged
+
+
 def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str | None = None) -> Path:
     """Train the recipe's stages (all text stages by default) and save the model to ``recipe.output``."""
     dist = DistEnv.from_env(resolve_device(device))
@@ -173,7 +189,7 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         encoder.save(output)
         plot_curves([run_dir / f"stage{s}" / LOG_FILE for s in TEXT_STAGES], run_dir / "curves.png")
         timings["total"] = round(time.perf_counter() - began, 1)
-        (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+        timings = record_timings(run_dir / TIMINGS_FILE, timings)
         log.info("saved %s; wall times (s): %s; curves: %s", output, timings, run_dir / "curves.png")
     dist.barrier()
     dist.close()
