@@ -89,6 +89,18 @@ def test_self_distillation_keeps_reduced_losses_off_the_full_head(tmp_path) -> N
     assert encoder.heads["d8"].weight.grad is not None
 
 
+@pytest.mark.parametrize("weight", [1.0, 0.25, 0.0])
+def test_reduced_loss_weight_scales_the_reduced_heads_in_the_total(tmp_path, weight) -> None:
+    encoder = make_tiny_encoder(tmp_path, {FULL_HEAD: TEACHER_DIM, "d16": 16, "d8": 8})
+    encoder.eval()
+    targets = torch.randn(len(TEXTS), TEACHER_DIM)
+    step = text_step_losses(encoder, TEXTS, targets, DistillationLoss(), ["d16", "d8"], reduced_weight=weight)
+    with torch.no_grad():
+        terms = step(list(range(8)))
+    expected = terms["full/total"] + weight * (terms["d16/total"] + terms["d8/total"])
+    assert torch.allclose(terms["total"], expected)
+
+
 def test_encoder_layers_finds_bert_blocks(tiny_encoder) -> None:
     assert len(encoder_layers(tiny_encoder.backbone)) == 2
     with pytest.raises(ValueError, match="transformer layers"):

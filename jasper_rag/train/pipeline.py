@@ -114,7 +114,16 @@ def run_stage(
         reduced = prepare_heads(encoder, recipe, stage, texts, targets, dist, pooled)
         parameters = trainable_parameters(encoder, stage, recipe.last_layers)
         loss = DistillationLoss(recipe.loss.weights())
-        step_losses = text_step_losses(encoder, texts, targets, loss, reduced, recipe.self_distill, pooled)
+        step_losses = text_step_losses(
+            encoder,
+            texts,
+            targets,
+            loss,
+            reduced,
+            recipe.self_distill,
+            pooled,
+            reduced_weight=recipe.reduced_loss_weight,
+        )
         config = recipe.stages[stage].train_config(recipe.seed)
         trainer = Trainer(encoder, parameters, step_losses, len(texts), config, stage_dir, dist, f"stage{stage}")
         final = trainer.fit()

@@ -74,6 +74,9 @@ class Recipe(BaseModel):
     max_length: int = Field(256, ge=8, description="student tokens per text while training (the model keeps its own)")
     reduced_dims: list[int] = Field(default_factory=lambda: [256, 128, 64])
     self_distill: bool = False
+    reduced_loss_weight: float = Field(
+        1.0, ge=0, description="stage 3: weight of each reduced head's loss in the total (1 = the paper's sum)"
+    )
     full_head_init: Literal["procrustes", "least_squares", "random"] = "procrustes"
     reduced_head_init: Literal["pca", "random"] = "pca"
     last_layers: int = Field(3, ge=1, description="stage 2: how many top encoder layers train")

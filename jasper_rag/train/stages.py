@@ -105,11 +105,14 @@ def text_step_losses(
     reduced_heads: Sequence[str] = (),
     self_distill: bool = False,
     pooled: torch.Tensor | None = None,
+    *,
+    reduced_weight: float = 1.0,
 ) -> StepLosses:
     """The batch loss of a text stage: FC1 against the ensemble, reduced heads against it (or FC1).
 
     ``pooled`` holds precomputed pooled states of every text (stage 1: the frozen backbone runs once);
-    otherwise each batch is tokenised and run through the backbone.
+    otherwise each batch is tokenised and run through the backbone. ``reduced_weight`` scales each
+    reduced head's loss in the total (1 = the paper's plain sum).
     """
 
     def step(indices: list[int]) -> dict[str, torch.Tensor]:
@@ -123,7 +126,9 @@ def text_step_losses(
         for name in reduced_heads:
             target = full.detach() if self_distill else teacher
             terms.update(_prefixed(name, loss(encoder.heads[name](hidden), target)))
-        terms["total"] = sum(value for name, value in terms.items() if name.endswith("/total"))
+        terms["total"] = terms[f"{FULL_HEAD}/total"] + reduced_weight * sum(
+            (terms[f"{name}/total"] for name in reduced_heads), torch.zeros((), device=full.device)
+        )
         return terms
 
     return step
