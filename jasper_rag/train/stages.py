@@ -126,9 +126,8 @@ def text_step_losses(
         for name in reduced_heads:
             target = full.detach() if self_distill else teacher
             terms.update(_prefixed(name, loss(encoder.heads[name](hidden), target)))
-        terms["total"] = terms[f"{FULL_HEAD}/total"] + reduced_weight * sum(
-            (terms[f"{name}/total"] for name in reduced_heads), torch.zeros((), device=full.device)
-        )
+        reduced_total = sum(terms[f"{name}/total"] for name in reduced_heads)
+        terms["total"] = terms[f"{FULL_HEAD}/total"] + reduced_weight * reduced_total
         return terms
 
     return step
