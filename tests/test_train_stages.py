@@ -16,6 +16,7 @@ from jasper_rag.train.stages import (
     init_head_least_squares,
     init_head_pca,
     init_head_procrustes,
+    set_dropout,
     text_step_losses,
     trainable_parameters,
 )
@@ -101,6 +102,16 @@ def test_reduced_loss_weight_scales_the_reduced_heads_in_the_total(tmp_path, wei
     assert torch.allclose(terms["total"], expected)
 
 
+def test_set_dropout_zero_makes_training_passes_match_inference(tiny_encoder) -> None:
+    batch = tiny_encoder.tokenizer(TEXTS[:4], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        inference = tiny_encoder.backbone(**batch).last_hidden_state
+        tiny_encoder.train()
+        assert not torch.allclose(tiny_encoder.backbone(**batch).last_hidden_state, inference)  # BERT's own 0.1
+        set_dropout(tiny_encoder.backbone, 0.0)
+        assert torch.allclose(tiny_encoder.backbone(**batch).last_hidden_state, inference, atol=1e-6)
+
+
 def test_encoder_layers_finds_bert_blocks(tiny_encoder) -> None:
     assert len(encoder_layers(tiny_encoder.backbone)) == 2
     with pytest.raises(ValueError, match="transformer layers"):
@@ -152,9 +163,9 @@ def tiny_run(tmp_path, monkeypatch):
     return student
 
 
-@pytest.mark.parametrize("self_distill", [False, True])
-def test_two_steps_of_every_stage_produce_a_model(tmp_path, tiny_run, self_distill) -> None:
-    recipe = tiny_recipe(tmp_path, student=str(tiny_run), self_distill=self_distill)
+@pytest.mark.parametrize(("self_distill", "dropout"), [(False, None), (True, 0.0)])
+def test_two_steps_of_every_stage_produce_a_model(tmp_path, tiny_run, self_distill, dropout) -> None:
+    recipe = tiny_recipe(tmp_path, student=str(tiny_run), self_distill=self_distill, dropout=dropout)
     output = pipeline.run_recipe(recipe, device="cpu")
     model = load_encoder(output, device="cpu")
     assert model.config.heads == {FULL_HEAD: TEACHER_DIM, "d16": 16, "d8": 8}
@@ -195,6 +206,9 @@ def test_packaged_recipes_load_and_bad_ones_are_named(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "x", "output": "o", "stages": {"1": {"lr": -1}}}))
     with pytest.raises(RecipeError, match=r"bad.json: stages.1.lr"):
+        load_recipe(bad)
+    bad.write_text(json.dumps({"name": "x", "output": "o", "dropout": 1.5, "stages": {}}))
+    with pytest.raises(RecipeError, match=r"bad.json: dropout"):
         load_recipe(bad)
     with pytest.raises(RecipeError, match="no recipe 'nope'"):
         load_recipe("nope")

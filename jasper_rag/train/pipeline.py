@@ -31,6 +31,7 @@ from jasper_rag.train.stages import (
     init_head_least_squares,
     init_head_pca,
     init_head_procrustes,
+    set_dropout,
     text_step_losses,
     trainable_parameters,
 )
@@ -113,6 +114,8 @@ def run_stage(
         pooled = pooled_states(encoder, texts, dist, recipe.teacher_batch_size) if stage == 1 else None
         reduced = prepare_heads(encoder, recipe, stage, texts, targets, dist, pooled)
         parameters = trainable_parameters(encoder, stage, recipe.last_layers)
+        if recipe.dropout is not None:
+            set_dropout(encoder.backbone, recipe.dropout)  # not saved: the model's config keeps its own
         loss = DistillationLoss(recipe.loss.weights())
         step_losses = text_step_losses(
             encoder,

@@ -80,6 +80,9 @@ class Recipe(BaseModel):
     full_head_init: Literal["procrustes", "least_squares", "random"] = "procrustes"
     reduced_head_init: Literal["pca", "random"] = "pca"
     last_layers: int = Field(3, ge=1, description="stage 2: how many top encoder layers train")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="stages 2-3: the backbone's dropout while training (None keeps the model's own)"
+    )
     teacher_batch_size: int = Field(32, ge=1)
     seed: int = 0
     loss: LossSettings = Field(default_factory=LossSettings)

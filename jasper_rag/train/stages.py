@@ -48,6 +48,16 @@ def trainable_parameters(encoder: JasperEncoder, stage: int, last_layers: int = 
     return [parameter for parameter in encoder.parameters() if parameter.requires_grad]
 
 
+def set_dropout(module: nn.Module, probability: float) -> None:
+    """Set every dropout inside ``module`` to ``probability``: ``nn.Dropout`` layers and the float
+    ``dropout_prob`` that scaled-dot-product attention modules (BERT's SDPA attention) pass to the kernel."""
+    for child in module.modules():
+        if isinstance(child, nn.Dropout):
+            child.p = probability
+        elif isinstance(getattr(child, "dropout_prob", None), float):
+            child.dropout_prob = probability
+
+
 @torch.no_grad()
 def init_head_least_squares(head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> None:
     """Set ``head`` to the ridge-regression fit of ``targets`` from ``hidden`` (closed form, float64).
