@@ -192,6 +192,34 @@ def export(
     typer.echo(f"wrote {folder}")
 
 
+@app.command("fit-heads")
+def fit_heads(
+    model: Annotated[str, typer.Argument(help="Saved jasper_rag model folder (or packaged name) with reduced heads.")],
+    texts: Annotated[Path, typer.Option(help="Documents to fit on: .txt (blank-line separated), .jsonl or a folder.")],
+    to: Annotated[Path, typer.Option(help="Folder of the refitted model (a new folder, or a saved model to replace).")],
+    heads: Annotated[
+        str | None, typer.Option(help="Comma list of reduced heads to refit (e.g. d128,d64); default: all.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Keep only JSONL records with this 'source' field (e.g. medline).")
+    ] = None,
+    max_texts: Annotated[int, typer.Option(help="Documents sampled (seeded) for the fit.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+) -> None:
+    """Refit a model's reduced heads to your documents (PCA of its full head's vectors); backbone and full head kept.
+
+    The small heads then keep the distinctions of that domain; no teacher is needed. The result is a
+    normal model folder (search, ingest, export and eval take it); fitted_heads.json records the fit.
+    """
+    from jasper_rag.train.data import CorpusFormatError
+    from jasper_rag.train.fit_heads import fit_heads_on_file
+
+    names = [name.strip() for name in heads.split(",") if name.strip()] if heads else None
+    with _exit_on("fit-heads", CorpusFormatError, ValueError, OSError):
+        record = fit_heads_on_file(model, texts, to, names, source, max_texts, seed)
+    typer.echo(f"refitted {', '.join(record['heads'])} on {record['documents']} documents -> {to}")
+
+
 @app.command()
 def images(
     max_per_source: Annotated[int, typer.Option(help="Most images taken from one source package.")] = 2000,

@@ -41,6 +41,16 @@ def test_reads_txt_jsonl_and_folders(tmp_path) -> None:
     assert load_documents(tmp_path) == ["first doc still first", "second doc", "third", "x y"]
 
 
+def test_source_keeps_only_that_sources_records(tmp_path) -> None:
+    records = [{"text": "an abstract", "source": "medline"}, {"text": "a tweet", "source": "tweets"}, {"text": "bare"}]
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(record) for record in records))
+    (tmp_path / "d.txt").write_text("plain text has no source")
+    assert load_documents(tmp_path / "c.jsonl", source="medline") == ["an abstract"]
+    assert load_documents(tmp_path, source="medline") == ["an abstract"]
+    assert load_documents(tmp_path / "d.txt", source="medline") == []
+    assert len(load_documents(tmp_path)) == 4
+
+
 def test_bad_input_names_the_file_and_line(tmp_path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "ok"}) + "\n{not json\n")
@@ -136,8 +146,12 @@ def _article(pmid: str, title: str, abstract: str) -> str:
 
 def test_medline_reader_joins_title_and_abstract_and_skips_the_eval_overlap(tmp_path) -> None:
     articles = (
-        _article("1", "Zinc and <i>E. coli</i> growth.", "<Abstract><AbstractText Label='A'>First part.</AbstractText>"
-                 "<AbstractText>Second   part with H<sub>2</sub>O.</AbstractText></Abstract>")
+        _article(
+            "1",
+            "Zinc and <i>E. coli</i> growth.",
+            "<Abstract><AbstractText Label='A'>First part.</AbstractText>"
+            "<AbstractText>Second   part with H<sub>2</sub>O.</AbstractText></Abstract>",
+        )
         + _article("2", "No abstract here", "")
         + _article("424658", "A SciFact document", "<Abstract><AbstractText>Held out.</AbstractText></Abstract>")
     )

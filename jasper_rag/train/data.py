@@ -31,31 +31,36 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
-def _read_jsonl(path: Path) -> list[str]:
+def _read_jsonl(path: Path, source: str | None = None) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as handle:
         for number, record in json_objects(handle, CorpusFormatError, str(path)):
             text = record.get("text")
             if not isinstance(text, str):
                 raise CorpusFormatError(f"{path}, line {number}: expected an object with a string 'text' field")
-            texts.append(text)
+            if source is None or record.get("source") == source:
+                texts.append(text)
     return texts
 
 
-def load_documents(path: str | Path) -> list[str]:
-    """Every document in a .txt / .jsonl file or a folder of them (whitespace-normalised, non-empty)."""
+def load_documents(path: str | Path, source: str | None = None) -> list[str]:
+    """Every document in a .txt / .jsonl file or a folder of them (whitespace-normalised, non-empty).
+
+    ``source`` keeps only the JSONL records whose ``source`` field equals it (as ``make corpus`` writes
+    them); .txt files have no source and give nothing then.
+    """
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in {".txt", ".jsonl"} and p.is_file())
         if not files:
             raise CorpusFormatError(f"{path}: no .txt or .jsonl files inside")
-        return [doc for file in files for doc in load_documents(file)]
+        return [doc for file in files for doc in load_documents(file, source)]
     if not path.is_file():
         raise CorpusFormatError(f"{path}: no such corpus file or folder (build the default one with `make corpus`)")
     if path.suffix == ".jsonl":
-        raw = _read_jsonl(path)
+        raw = _read_jsonl(path, source)
     elif path.suffix == ".txt":
-        raw = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
+        raw = [] if source is not None else re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
     else:
         raise CorpusFormatError(f"{path}: unsupported corpus file type (use .txt or .jsonl)")
     return [doc for doc in (" ".join(text.split()) for text in raw) if doc]
