@@ -64,6 +64,7 @@ def test_fit_on_file_saves_a_model_and_a_record(tiny_encoder, tmp_path) -> None:
     texts = _texts(4, seed=1)
     np.testing.assert_allclose(fitted.encode(texts, dim=48), tiny_encoder.encode(texts, dim=48), atol=1e-6)
     assert not np.allclose(fitted.encode(texts, dim=16), tiny_encoder.encode(texts, dim=16), atol=1e-3)
+    assert fitted.fingerprint() != tiny_encoder.fingerprint()  # stores built with the old heads ask for a rebuild
 
 
 def test_fit_on_file_refuses_what_it_cannot_use_and_keeps_other_files(tiny_encoder, tmp_path) -> None:
