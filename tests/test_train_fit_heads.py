@@ -42,7 +42,7 @@ def test_reduced_heads_become_the_full_heads_principal_directions(tiny_encoder) 
     assert all(torch.equal(d8[name], tensor) for name, tensor in tiny_encoder.heads["d8"].state_dict().items())
 
 
-def test_bad_requests_are_named(tiny_encoder, tmp_path) -> None:
+def test_bad_requests_are_named(tiny_encoder) -> None:
     with pytest.raises(ValueError, match=r"no reduced head named \['d99'\]"):
         fit_reduced_heads(tiny_encoder, _texts(40), ["d99"], show_progress=False)
     with pytest.raises(ValueError, match="needs at least 16 texts, got 5"):
