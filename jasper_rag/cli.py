@@ -214,9 +214,8 @@ def fit_heads(
     from jasper_rag.train.data import CorpusFormatError
     from jasper_rag.train.fit_heads import fit_heads_on_file
 
-    names = [name.strip() for name in heads.split(",") if name.strip()] if heads else None
     with _exit_on("fit-heads", CorpusFormatError, ValueError, OSError):
-        record = fit_heads_on_file(model, texts, to, names, source, max_texts, seed)
+        record = fit_heads_on_file(model, texts, to, _split(heads), source, max_texts, seed)
     typer.echo(f"refitted {', '.join(record['heads'])} on {record['documents']} documents -> {to}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder
+from jasper_rag.files import atomic_write
 from jasper_rag.train.data import load_documents
 from jasper_rag.train.stages import init_head_pca
 
@@ -90,8 +90,6 @@ def fit_heads_on_file(
         "heads": {name: encoder.heads[name].out_features for name in names},
     }
     folder = encoder.save(to)
-    tmp = folder / f".{FIT_RECORD}.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, folder / FIT_RECORD)
+    atomic_write(folder / FIT_RECORD, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
     log.info("refitted %s on %d documents from %s -> %s", ", ".join(names), len(sample), texts_path, folder)
     return record
