@@ -14,8 +14,8 @@ from jasper_rag.train.recipes import Recipe, RecipeError, load_recipe, recipe_na
 from jasper_rag.train.stages import (
     encoder_layers,
     init_head_least_squares,
-    init_head_pca,
     init_head_procrustes,
+    init_heads_pca,
     set_dropout,
     text_step_losses,
     trainable_parameters,
@@ -127,7 +127,7 @@ def test_head_inits_fit_least_squares_and_pca() -> None:
         init_head_least_squares(full, hidden, true(hidden), ridge=0.0)
         torch.testing.assert_close(full(hidden), true(hidden), atol=1e-4, rtol=1e-4)
         reduced = torch.nn.Linear(6, 6)
-        init_head_pca(reduced, full, hidden)
+        init_heads_pca([reduced], full, hidden)
         # 6 principal directions span the whole (rank-6) output: centred inner products are kept exactly
         centred = full(hidden) - full(hidden).mean(dim=0)
         torch.testing.assert_close(reduced(hidden) @ reduced(hidden).T, centred @ centred.T, atol=1e-3, rtol=1e-3)

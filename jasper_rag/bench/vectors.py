@@ -100,17 +100,14 @@ def project(hidden: np.ndarray, head: nn.Linear, block: int = 100_000) -> np.nda
 
 def fit_heads(hidden: np.ndarray, targets: np.ndarray, reduced_dims: list[int]) -> dict[str, nn.Linear]:
     """Heads as the training code starts them: FC1 by least squares to ``targets``, reduced heads by PCA of FC1."""
-    from jasper_rag.train.stages import init_head_least_squares, init_head_pca
+    from jasper_rag.train.stages import init_head_least_squares, init_heads_pca
 
     hidden_t, targets_t = torch.from_numpy(np.asarray(hidden, np.float32)), torch.from_numpy(targets)
     full = nn.Linear(hidden.shape[1], targets.shape[1])
     init_head_least_squares(full, hidden_t, targets_t)
-    heads = {FULL_HEAD: full}
-    for dim in reduced_dims:
-        head = nn.Linear(hidden.shape[1], dim)
-        init_head_pca(head, full, hidden_t)
-        heads[reduced_head_name(dim)] = head
-    return heads
+    reduced = {reduced_head_name(dim): nn.Linear(hidden.shape[1], dim) for dim in reduced_dims}
+    init_heads_pca(list(reduced.values()), full, hidden_t)
+    return {FULL_HEAD: full, **reduced}
 
 
 def paired_rows(

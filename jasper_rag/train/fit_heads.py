@@ -3,7 +3,7 @@
 A reduced head keeps the directions along which its fitting text varies most. Stage 3 fits them on the
 training corpus, whose biggest differences are between genres (tweets, speeches, news); refitted on
 text of one domain (the documents you search) the small heads keep that domain's distinctions. Each
-head becomes the top principal directions of the full head's outputs on the texts (``init_head_pca``),
+head becomes the top principal directions of the full head's outputs on the texts (``init_heads_pca``),
 so no teacher is needed: one backbone pass over the texts, then a closed-form fit.
 """
 
@@ -20,7 +20,7 @@ import torch
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder
 from jasper_rag.files import atomic_write
 from jasper_rag.train.data import load_documents
-from jasper_rag.train.stages import init_head_pca
+from jasper_rag.train.stages import init_heads_pca
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ def fit_reduced_heads(
     if len(texts) < largest:
         raise ValueError(f"fitting a {largest}-d head needs at least {largest} texts, got {len(texts)}")
     hidden = encoder.pool_texts(list(texts), show_progress=show_progress)
-    for name in names:
-        init_head_pca(encoder.heads[name], encoder.heads[FULL_HEAD], hidden)
+    init_heads_pca([encoder.heads[name] for name in names], encoder.heads[FULL_HEAD], hidden)
     return names
 
 

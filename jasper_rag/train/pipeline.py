@@ -29,8 +29,8 @@ from jasper_rag.train.recipes import Recipe
 from jasper_rag.train.stages import (
     TEXT_STAGES,
     init_head_least_squares,
-    init_head_pca,
     init_head_procrustes,
+    init_heads_pca,
     set_dropout,
     text_step_losses,
     trainable_parameters,
@@ -89,10 +89,9 @@ def prepare_heads(
     sample = list(texts[:PCA_SAMPLE])
     use_pca = recipe.reduced_head_init == "pca"
     hidden = pooled_states(encoder, sample, dist, recipe.teacher_batch_size) if use_pca else None
-    for name, dim in zip(names, recipe.reduced_dims, strict=True):
-        head = encoder.add_head(name, dim)
-        if hidden is not None:
-            init_head_pca(head, encoder.heads[FULL_HEAD], hidden)
+    heads = [encoder.add_head(name, dim) for name, dim in zip(names, recipe.reduced_dims, strict=True)]
+    if hidden is not None:
+        init_heads_pca(heads, encoder.heads[FULL_HEAD], hidden)
     return names
 
 

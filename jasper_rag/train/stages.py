@@ -88,19 +88,22 @@ def init_head_procrustes(head: nn.Linear, hidden: torch.Tensor, targets: torch.T
 
 
 @torch.no_grad()
-def init_head_pca(head: nn.Linear, full_head: nn.Linear, hidden: torch.Tensor) -> None:
-    """Set a reduced head to the top principal directions of the full head's outputs on ``hidden``.
+def init_heads_pca(heads: Sequence[nn.Linear], full_head: nn.Linear, hidden: torch.Tensor) -> None:
+    """Set each reduced head to the top principal directions of the full head's outputs on ``hidden``.
 
-    ``head(h) = U^T (FC1(h) - mean)``: at the start the reduced head keeps as much of FC1's geometry as
-    any linear map of that size can; stage 3 then trains it with the similarity losses.
+    ``head(h) = U^T (FC1(h) - mean)``: at the start a reduced head keeps as much of FC1's geometry as
+    any linear map of that size can; stage 3 then trains it with the similarity losses. One
+    eigendecomposition serves every head (each takes as many leading directions as it has outputs).
     """
     outputs = full_head(hidden).double()
     mean = outputs.mean(dim=0)
     centred = outputs - mean
     _values, vectors = torch.linalg.eigh(centred.T @ centred)
-    top = vectors[:, -head.out_features :].flip(1)  # (full dim, reduced dim), largest variance first
-    head.weight.copy_((top.T @ full_head.weight.double()).to(head.weight.dtype))
-    head.bias.copy_((top.T @ (full_head.bias.double() - mean)).to(head.bias.dtype))
+    ordered = vectors.flip(1)  # (full dim, full dim), largest variance first
+    for head in heads:
+        top = ordered[:, : head.out_features]
+        head.weight.copy_((top.T @ full_head.weight.double()).to(head.weight.dtype))
+        head.bias.copy_((top.T @ (full_head.bias.double() - mean)).to(head.bias.dtype))
 
 
 def _prefixed(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
