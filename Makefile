@@ -56,11 +56,11 @@ eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stag
 	$(PY) -m jasper_rag.cli eval-vision $(MODEL)
 
 eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*, README
-	$(PY) -m jasper_rag.cli eval --readme README.md $(EVAL_ARGS)
+	$(PY) -m jasper_rag.cli eval $(EVAL_ARGS)
 	@if [ -f $(IMAGES) ]; then $(MAKE) --no-print-directory eval-vision; else echo "no image set: run make images for the image tasks"; fi
 
 bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*, README
-	$(PY) -m jasper_rag.cli bench --readme README.md
+	$(PY) -m jasper_rag.cli bench
 
 CORPUS  := data/corpus/default.jsonl
 RECIPE  ?= quick
@@ -88,10 +88,10 @@ demo: install  ## main command: build models/jasper-quick if absent (make train)
 	$(MAKE) ingest
 	@$(MAKE) --no-print-directory app
 
-SRC     ?= ingest/sample
+SRC     ?= jasper_rag/ingest/sample
 
 ingest: install  ## ingest SRC (default: the sample corpus) into indexes/ with JASPER_MODEL; ARGS=--rebuild starts fresh
-	$(PY) -m ingest $(SRC) $(ARGS)
+	$(PY) -m jasper_rag.cli ingest $(SRC) $(ARGS)
 
 doctor: install  ## check that the SQL metadata and every FAISS index agree; ARGS=--repair fixes drift
 	$(PY) -m jasper_rag.cli doctor $(ARGS)

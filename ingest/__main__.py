@@ -1,11 +1,12 @@
-"""``python -m ingest PATH... [--rebuild] [--db URL]``"""
+"""``python -m ingest PATH...`` from the repository root: the same as ``jasper-rag ingest PATH...``.
 
-import logging
+The ingestion code lives in ``jasper_rag/ingest/`` (installed with the package); this folder is where
+people look for it, so it keeps this short entry point.
+"""
 
-import typer
+import sys
 
-from ingest.cli import ingest_command
+from jasper_rag.cli import main
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    typer.run(ingest_command)
+    main(["ingest", *sys.argv[1:]])

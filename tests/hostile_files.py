@@ -11,7 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from ingest.sample_build import SAMPLE_DIR, text_pdf
+from jasper_rag.ingest.sample_build import SAMPLE_DIR, text_pdf
 from tests.ingest_support import encrypted_pdf
 
 PAGE_TEXT = b"BT /F1 12 Tf 72 712 Td (hello cat on the mat) Tj ET"

@@ -17,9 +17,9 @@ from pypdf import PdfWriter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from ingest.sample_build import SAMPLE_DIR, image_pdf, text_pdf
 from jasper_rag.config import Settings
 from jasper_rag.encoder import load_encoder
+from jasper_rag.ingest.sample_build import SAMPLE_DIR, image_pdf, text_pdf
 from jasper_rag.store import Store
 from tests.conftest import make_tiny_encoder
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import ingest_paths
-from ingest.sample_build import SAMPLE_DIR
 from jasper_rag.config import Settings
 from jasper_rag.encoder import load_encoder
+from jasper_rag.ingest.pipeline import ingest_paths
+from jasper_rag.ingest.sample_build import SAMPLE_DIR
 from jasper_rag.store import Store
 from jasper_rag.weights import WeightsNotInstalledError
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.store import EntryKind
 from tests.conftest import ROOT, TINY_WORDS
 from tests.ingest_support import load_tiny, make_store, save_tiny_model, small_settings

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.chunking import Chunker
+from jasper_rag.ingest.chunking import Chunker
 from jasper_rag.store import DocumentStatus, EntryKind
 from jasper_rag.store.doctor import check
 from tests.conftest import ROOT, TINY_WORDS

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ingest.loaders import FILE_TYPES, Content, FaqContent, LoadError, LoadLimits, TextContent, file_type
-from ingest.pipeline import ingest_paths
-from ingest.sample_build import SAMPLE_DIR
+from jasper_rag.ingest.loaders import FILE_TYPES, Content, FaqContent, LoadError, LoadLimits, TextContent, file_type
+from jasper_rag.ingest.pipeline import ingest_paths
+from jasper_rag.ingest.sample_build import SAMPLE_DIR
 from jasper_rag.store import DocumentStatus, EntryKind
 from jasper_rag.store.doctor import check
 from jasper_rag.ui.uploads import UploadPolicy, save_uploads

@@ -12,8 +12,8 @@ import time
 import pytest
 from sqlalchemy import text
 
-from ingest.pipeline import ingest_paths
-from ingest.summary import UNCHANGED
+from jasper_rag.ingest.pipeline import ingest_paths
+from jasper_rag.ingest.summary import UNCHANGED
 from jasper_rag.search import Searcher
 from jasper_rag.store.doctor import check
 from tests.ingest_support import PG_URL_ENV, copy_sample, database_url, make_store, small_settings

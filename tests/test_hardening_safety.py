@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tests.reliability_report import record
 
-SOURCES = [*sorted((ROOT / "jasper_rag").rglob("*.py")), *sorted((ROOT / "ingest").rglob("*.py")), ROOT / "app.py"]
+SOURCES = [*sorted((ROOT / "jasper_rag").rglob("*.py")), ROOT / "app.py"]
 PICKLE_MODULES = {"pickle", "cPickle", "dill", "joblib", "shelve", "marshal"}
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from ingest.chunking import Chunker
+from jasper_rag.ingest.chunking import Chunker
 from tests.conftest import make_tiny_encoder
 
 SENTENCES = " ".join(f"the cat sat on the mat number {i} and the dog ran to the road." for i in range(30))

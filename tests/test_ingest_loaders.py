@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ingest.loaders import FaqContent, ImageContent, LoadError, TextContent, file_type
-from ingest.sample_build import SAMPLE_DIR, text_pdf
+from jasper_rag.ingest.loaders import FaqContent, ImageContent, LoadError, TextContent, file_type
+from jasper_rag.ingest.sample_build import SAMPLE_DIR, text_pdf
 from tests.ingest_support import empty_pdf, encrypted_pdf, png_bytes, write_bad_files
 
 
@@ -90,7 +90,7 @@ def test_csv_field_limit_holds_whatever_the_process_wide_csv_limit(tmp_path) -> 
     import csv
     import sys
 
-    from ingest.loaders import load_faq_csv
+    from jasper_rag.ingest.loaders import load_faq_csv
 
     previous = csv.field_size_limit(sys.maxsize)  # as another library might have done
     try:

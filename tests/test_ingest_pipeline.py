@@ -10,9 +10,9 @@ import pytest
 from torch import nn
 from typer.testing import CliRunner
 
-from ingest.pipeline import ingest_paths
 from jasper_rag.cli import app
 from jasper_rag.embedding import normalize_rows
+from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.store import DocumentStatus, StoreModelMismatchError
 from jasper_rag.store.doctor import check, repair
 from tests.ingest_support import (

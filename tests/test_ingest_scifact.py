@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.pipeline import ingest_paths
 from jasper_rag.config import Settings
 from jasper_rag.encoder import load_encoder
+from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.store import POOLED
 from jasper_rag.store.doctor import check
 from tests.ingest_support import make_store

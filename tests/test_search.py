@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from langchain_core.runnables import RunnableLambda
 
-from ingest.pipeline import ingest_paths
 from jasper_rag.config import Settings
+from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.search import EmptyStoreError, FAQMatcher, Searcher
 from jasper_rag.search.faq import UncalibratedModelError, calibrate_faq_threshold
 from jasper_rag.search.funnel import funnel_search

@@ -9,25 +9,25 @@ import pytest
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.embedding import normalize_rows
+from jasper_rag.ingest.sample_build import SAMPLE_DIR
 from jasper_rag.search import FAQMatcher, Searcher
 from jasper_rag.search.faq import calibrate_faq_threshold, sts_calibration_set
 from jasper_rag.search.funnel import funnel_search
 from jasper_rag.store import VectorIndex
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def sample_searcher(tmp_path_factory):
-    from ingest.pipeline import ingest_paths
     from jasper_rag.encoder import load_encoder
+    from jasper_rag.ingest.pipeline import ingest_paths
     from jasper_rag.store import Store
 
     encoder = load_encoder("minilm-l6", device="cpu")
     settings = Settings(indexes_dir=tmp_path_factory.mktemp("idx"))
     store = Store.open(settings)
-    summary = ingest_paths([ROOT / "ingest" / "sample"], encoder, store, settings, progress=False)
+    summary = ingest_paths([SAMPLE_DIR], encoder, store, settings, progress=False)
     assert summary.exit_code == 0
     return Searcher(store, encoder)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ingest.summary import FileOutcome, IngestSummary
 from jasper_rag.config import Settings
+from jasper_rag.ingest.summary import FileOutcome, IngestSummary
 from jasper_rag.search import FAQMatch, Hit
 from jasper_rag.ui.cards import display_path, faq_card, hit_card, stats_html
 from jasper_rag.ui.highlight import highlight, plain, query_terms, snippet

@@ -64,7 +64,7 @@ def write_documents(texts: Sequence[str], folder: Path) -> list[Path]:
 
 def measure_ingestion(encoder, texts: Sequence[str], settings: Settings) -> IngestSpeed:
     """Ingest ``texts`` (as .txt files) into a scratch store, then re-embed its chunks alone."""
-    from ingest.pipeline import ingest_paths
+    from jasper_rag.ingest.pipeline import ingest_paths
 
     with tempfile.TemporaryDirectory(prefix="jasper-bench-ingest-") as scratch:
         root = Path(scratch)

@@ -10,17 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from jasper_rag.cli_support import exit_on, fail
 from jasper_rag.config import get_settings
 
-EXIT_ERROR = 1
+ModelOption = Annotated[str | None, typer.Option(help="Model folder (default: JASPER_MODEL / models/jasper-quick).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_ERROR)
-
-
-def _open_searcher(model: str | None):
+def _open_searcher(command: str, model: str | None):
     from jasper_rag.search import Searcher
     from jasper_rag.store import StoreModelMismatchError
 
@@ -28,10 +25,10 @@ def _open_searcher(model: str | None):
     try:
         return Searcher.open(model=name)
     except StoreModelMismatchError as err:
-        raise _fail(str(err)) from None
+        raise fail(command, str(err)) from None
     except (OSError, ValueError, RuntimeError) as err:
-        raise _fail(
-            f"cannot load the model '{name}' ({err}); build it with `make train` or pick one with --model"
+        raise fail(
+            command, f"cannot load the model '{name}' ({err}); build it with `make train` or pick one with --model"
         ) from None
 
 
@@ -47,21 +44,23 @@ def _snippet(text: str, width: int = 90) -> str:
 
 def search_command(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
-    dim: int = typer.Option(None, "--dim", help="Head dimension to search (default: the full head)."),
-    kind: list[str] = typer.Option(None, "--kind", help="Only these kinds: chunk, image, faq (repeatable)."),
-    file_type: list[str] = typer.Option(None, "--type", help="Only files of these types, e.g. pdf, md (repeatable)."),
-    funnel: bool = typer.Option(False, "--funnel", help="Shortlist with the smallest head, re-score with --dim's."),
-    shortlist: int = typer.Option(100, "--shortlist", min=1, help="Funnel shortlist size."),
-    funnel_dim: int = typer.Option(None, "--funnel-dim", help="Head that shortlists (default: the smallest)."),
-    model: str = typer.Option(None, "--model", help="Model folder (default: JASPER_MODEL / models/jasper-quick)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of hits.")] = 10,
+    dim: Annotated[int | None, typer.Option(help="Head dimension to search (default: the full head).")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds: chunk, image, faq (repeatable).")] = None,
+    file_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only files of these types, e.g. pdf, md (repeatable).")
+    ] = None,
+    funnel: Annotated[bool, typer.Option(help="Shortlist with the smallest head, re-score with --dim's.")] = False,
+    shortlist: Annotated[int, typer.Option(min=1, help="Funnel shortlist size.")] = 100,
+    funnel_dim: Annotated[int | None, typer.Option(help="Head that shortlists (default: the smallest).")] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Search the ingested documents, images and FAQ entries; prints score and source of each hit."""
     from jasper_rag.search import EmptyStoreError
 
-    searcher = _open_searcher(model)
-    try:
+    searcher = _open_searcher("search", model)
+    with exit_on("search", EmptyStoreError, ValueError):
         hits = searcher.search(
             query,
             k=k,
@@ -72,8 +71,6 @@ def search_command(
             shortlist=shortlist,
             funnel_dim=funnel_dim,
         )
-    except (EmptyStoreError, ValueError) as err:
-        raise _fail(str(err)) from None
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
         return
@@ -85,24 +82,22 @@ def search_command(
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         table.add_row(str(rank), f"{hit.score:.3f}", hit.kind, _source(hit), _snippet(hit.text))
-    Console().print(table)
+    Console(markup=False, highlight=False).print(table)
 
 
 def faq_command(
     question: Annotated[str, typer.Argument(help="The question to match against the FAQ entries.")],
-    threshold: float = typer.Option(None, "--threshold", help="Override the model's calibrated threshold."),
-    model: str = typer.Option(None, "--model", help="Model folder (default: JASPER_MODEL / models/jasper-quick)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    threshold: Annotated[float | None, typer.Option(help="Override the model's calibrated threshold.")] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Answer from the FAQ when a stored question is close enough; otherwise say so and show the nearest."""
     from jasper_rag.search import EmptyStoreError, FAQMatcher
     from jasper_rag.search.faq import UncalibratedModelError
 
-    searcher = _open_searcher(model)
-    try:
+    searcher = _open_searcher("faq", model)
+    with exit_on("faq", EmptyStoreError, UncalibratedModelError):
         lookup = FAQMatcher(searcher, threshold=threshold).lookup(question)
-    except (EmptyStoreError, UncalibratedModelError) as err:
-        raise _fail(str(err)) from None
     if as_json:
         typer.echo(
             json.dumps(
@@ -128,9 +123,12 @@ def faq_command(
 
 def calibrate_faq_command(
     model: Annotated[str, typer.Argument(help="Saved model folder to calibrate (the threshold is stored in it).")],
-    pairs: Path = typer.Option(None, "--pairs", help="STS-format file of labelled pairs (default: STSB dev)."),
-    target_precision: float = typer.Option(0.9, "--target-precision", min=0.01, max=1.0),
-    dim: int = typer.Option(None, "--dim", help="Head to calibrate (default: the full head)."),
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="STS-format file of labelled pairs (default: STSB dev)."),
+    ] = None,
+    target_precision: Annotated[float, typer.Option(min=0.01, max=1.0, help="Precision the threshold aims at.")] = 0.9,
+    dim: Annotated[int | None, typer.Option(help="Head to calibrate (default: the full head).")] = None,
 ) -> None:
     """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model."""
     from jasper_rag.encoder import CONFIG_FILE, load_encoder
@@ -139,12 +137,10 @@ def calibrate_faq_command(
 
     folder = Path(model)
     if not (folder / CONFIG_FILE).is_file():
-        raise _fail(f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
+        raise fail("calibrate-faq", f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
     source = pairs or get_settings().eval_dir / "stsbenchmark" / "sts-dev.csv"
-    try:
+    with exit_on("calibrate-faq", EvalDataError):
         bank, questions, expected = sts_calibration_set(source)
-    except EvalDataError as err:
-        raise _fail(str(err)) from None
     encoder = load_encoder(folder)
     head_dim = dim if dim is not None else max(encoder.dims)
     calibration = calibrate_faq_threshold(

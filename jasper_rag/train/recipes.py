@@ -16,7 +16,7 @@ from jasper_rag.train.losses import LossWeights
 from jasper_rag.train.trainer import TrainConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-DEFAULT_RECIPE = "default"
+DEFAULT_RECIPE = "quick"
 
 
 class RecipeError(ValueError):

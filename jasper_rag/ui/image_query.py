@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from ingest.pipeline import can_embed_images
+from jasper_rag.ingest.pipeline import can_embed_images
 from jasper_rag.search import Hit, Searcher
 from jasper_rag.store.heads import head_dim_argument
 

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ingest.pipeline import ingest_paths
-from ingest.summary import IngestSummary
 from jasper_rag.config import Settings
+from jasper_rag.ingest.pipeline import ingest_paths
+from jasper_rag.ingest.summary import IngestSummary
 from jasper_rag.store import Store
 from jasper_rag.ui.uploads import RefusedUpload, SavedUpload
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ingest.loaders import FILE_TYPES
 from jasper_rag.config import Settings
+from jasper_rag.ingest.loaders import FILE_TYPES
 
 SLUG_MAX = 40
 HASH_CHARS = 12

@@ -22,8 +22,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ingest.chunking import Chunker
-from ingest.loaders import (
+from jasper_rag.config import Settings, get_settings
+from jasper_rag.embedding import normalize_rows
+from jasper_rag.ingest.chunking import Chunker
+from jasper_rag.ingest.loaders import (
     Content,
     FaqContent,
     ImageContent,
@@ -33,9 +35,7 @@ from ingest.loaders import (
     file_type,
     storable,
 )
-from ingest.summary import REMOVED, UNCHANGED, FileOutcome, IngestSummary
-from jasper_rag.config import Settings, get_settings
-from jasper_rag.embedding import normalize_rows
+from jasper_rag.ingest.summary import REMOVED, UNCHANGED, FileOutcome, IngestSummary
 from jasper_rag.store import (
     Chunk,
     DocumentRecord,

@@ -1,4 +1,4 @@
-"""Rebuild the binary files of the sample corpus (PDFs, images): ``python -m ingest.sample_build``.
+"""Rebuild the binary files of the sample corpus (PDFs, images): ``python -m jasper_rag.ingest.sample_build``.
 
 The text of every file is written here, by the project (Apache-2.0). Output is deterministic.
 ``text_pdf`` and ``image_pdf`` also serve the tests (text PDFs and a scanned, text-less PDF).

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 3
+from jasper_rag.cli_support import EXIT_PARTIAL
 
 KIND_LABELS = {"chunk": "chunks", "faq": "FAQ entries", "image": "images"}
 UNCHANGED = "unchanged"
@@ -38,7 +37,7 @@ class IngestSummary:
     @property
     def exit_code(self) -> int:
         """0 when every file went in (or was unchanged), 3 when some failed."""
-        return EXIT_SOME_FAILED if self.failed() else EXIT_OK
+        return EXIT_PARTIAL if self.failed() else 0
 
     def render(self) -> str:
         total = sum(self.embedded.values())
