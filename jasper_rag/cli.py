@@ -230,15 +230,23 @@ def train_vision(
     lr: Annotated[float, typer.Option(help="AdamW learning rate (paper: 1e-4).")] = 1e-4,
     batch_size: Annotated[int, typer.Option(help="Images per step (paper: 90).")] = 90,
     max_pairs: Annotated[int, typer.Option(help="Sampled in-batch pairs for the relative-similarity loss.")] = 512,
+    if_missing: Annotated[
+        bool, typer.Option(help="Do nothing when the model already carries a stage-4 tower (for make demo).")
+    ] = False,
 ) -> None:
     """Stage 4: caption-free start + alignment of the vision tower to the frozen text side (only vision trains)."""
-    from jasper_rag.train.stage4_vision import Stage4Config, align_vision
+    from jasper_rag.train.stage4_vision import Stage4Config, align_vision, is_aligned
     from jasper_rag.vision.data import ImageSetError
     from jasper_rag.weights import WeightsNotInstalledError
 
+    model = model or get_settings().model
+    if if_missing and is_aligned(output or model):
+        typer.echo(f"{output or model} already has a stage-4 vision tower: nothing to do")
+        return
+
     config = Stage4Config(lr=lr, batch_size=batch_size, epochs=epochs, max_pairs=max_pairs)
     with exit_on("train-vision", ImageSetError, WeightsNotInstalledError, ValueError, RuntimeError, OSError):
-        folder, losses = align_vision(model or get_settings().model, output, config=config)
+        folder, losses = align_vision(model, output, config=config)
     typer.echo(f"saved {folder} (last steps' loss: {losses.get('total', float('nan')):.4f})")
 
 

@@ -8,6 +8,7 @@ runs this same function; only rank 0 writes models, logs and plots.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from jasper_rag.config import get_settings, resolve_device
-from jasper_rag.encoder import FULL_HEAD, JasperEncoder, load_encoder, reduced_head_name
+from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder, reduced_head_name
 from jasper_rag.files import atomic_write
 from jasper_rag.train.data import training_texts
 from jasper_rag.train.distributed import DistEnv
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DONE_FILE = "done.json"
 TIMINGS_FILE = "timings.json"
+STAGES_MARKER_KEY = "trained_stages"  # EncoderConfig.extra: which finished stages the saved model comes from
 PCA_SAMPLE = 2048  # texts whose pooled states set the reduced heads' PCA start
 
 
@@ -162,6 +164,25 @@ def record_timings(path: Path, measured: dict[str, float]) -> dict[str, float]:
     return merged
 
 
+def stages_marker(run_dir: Path, stages: Sequence[int]) -> str | None:
+    """A digest of the stages' ``done.json`` records, or None while one of them is unfinished."""
+    digest = hashlib.sha256()
+    for stage in stages:
+        done = run_dir / f"stage{stage}" / DONE_FILE
+        if not done.is_file():
+            return None
+        digest.update(done.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def saved_marker(output: Path) -> str | None:
+    """The stages marker recorded in a saved model's config (None when absent or unreadable)."""
+    try:
+        return json.loads((output / CONFIG_FILE).read_text()).get("extra", {}).get(STAGES_MARKER_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str | None = None) -> Path:
     """Train the recipe's stages (all text stages by default) and save the model to ``recipe.output``."""
     dist = DistEnv.from_env(resolve_device(device))
@@ -172,6 +193,12 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
     for stage in wanted:
         if stage not in recipe.stages:
             raise ValueError(f"recipe '{recipe.name}' has no settings for stage {stage}")
+    output = Path(recipe.output)
+    marker = stages_marker(run_dir, wanted)
+    if marker is not None and saved_marker(output) == marker:
+        log.info("%s is up to date with %s: nothing to train (delete the model to save it again)", output, run_dir)
+        dist.close()
+        return output
     began = time.perf_counter()
     texts = training_texts(
         recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
@@ -194,9 +221,9 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         summary = run_stage(encoder, recipe, stage, texts, targets, stage_dir, dist)
         timings[f"stage{stage}"] = summary["seconds"]
         log.info("stage %d done in %.0f s: %s", stage, summary["seconds"], summary["final_losses"])
-    output = Path(recipe.output)
     if dist.is_main and encoder is not None:
         encoder.config.extra["recipe"] = recipe.name
+        encoder.config.extra[STAGES_MARKER_KEY] = stages_marker(run_dir, wanted)
         encoder.save(output)
         plot_curves([run_dir / f"stage{s}" / LOG_FILE for s in TEXT_STAGES], run_dir / "curves.png")
         timings["total"] = round(time.perf_counter() - began, 1)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from jasper_rag.config import get_settings
-from jasper_rag.encoder import JasperEncoder, load_encoder
+from jasper_rag.encoder import CONFIG_FILE, JasperEncoder, load_encoder
 from jasper_rag.train.losses import DistillationLoss, LossWeights
 from jasper_rag.train.trainer import StepLosses, TrainConfig, Trainer
 from jasper_rag.vision.classes import imagenet_class_names
@@ -33,6 +33,17 @@ from jasper_rag.vision.features import image_features
 from jasper_rag.vision.tower import caption_free_tower, head_vectors
 
 log = logging.getLogger(__name__)
+
+STAGE4_KEY = "vision_stage4"  # EncoderConfig.extra: the stage-4 run that aligned the saved tower
+
+
+def is_aligned(model: str | Path) -> bool:
+    """Whether the saved model folder carries a tower trained by stage 4 (not only the caption-free start)."""
+    try:
+        config = json.loads((Path(model) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config.get("extra"), dict) and STAGE4_KEY in config["extra"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,8 @@ def align_vision(
     records = read_image_set(images_dir, split="train")
     encoder = load_encoder(model)
     encoder.attach_vision(caption_free_tower(encoder, imagenet_class_names()))
-    losses = train_stage4(encoder, records, images_dir, stage4_run_dir(encoder, records, config), config)
+    run_dir = stage4_run_dir(encoder, records, config)
+    losses = train_stage4(encoder, records, images_dir, run_dir, config)
+    encoder.config.extra[STAGE4_KEY] = {"run": run_dir.name, "images": len(records), "epochs": config.epochs}
     encoder.save(target)
     return target, losses
