@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from jasper_rag.bench.report import README_END, README_START
 from jasper_rag.bench.run import BenchConfig, run_bench
 from jasper_rag.config import Settings
 from jasper_rag.eval.tasks import load_task
@@ -42,10 +41,8 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
     recipe = json.loads((RECIPES_DIR / "quick.json").read_text())
     (tmp_path / "recipe.json").write_text(json.dumps({**recipe, "name": "bench-test", "corpus": str(corpus)}))
     config.recipe = str(tmp_path / "recipe.json")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{README_START}\n{README_END}\n")
-    files = run_bench(config, output_dir=tmp_path / "reports", readme=readme, settings=settings)
-    assert [path.name for path in files] == ["bench.json", "bench.md", "bench.png", "README.md"]
+    files = run_bench(config, output_dir=tmp_path / "reports", settings=settings)
+    assert [path.name for path in files] == ["bench.json", "bench.md", "bench.png"]
     data = json.loads((tmp_path / "reports" / "bench.json").read_text())
     roles = [row["role"] for row in data["encoding"]]
     assert roles == ["student"] * 3 + ["teacher"] * len(settings.teachers) + ["ensemble"]
@@ -55,4 +52,4 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
     assert data["compact"][0]["identical_sets"] == 1.0
     assert data["ingestion"]["chunks"] >= 3 and [row["stage"] for row in data["training"]] == [1, 2, 3]
     assert "no trained model" in data["notes"][0]
-    assert "x ensemble" in readme.read_text()
+    assert "x ensemble" in (tmp_path / "reports" / "bench.md").read_text()

@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from jasper_rag.bench.ingestion import measure_ingestion, write_documents
-from jasper_rag.bench.report import README_END, README_START, render_from_json, update_readme, write_reports
+from jasper_rag.bench.report import render_from_json, write_reports
 from jasper_rag.bench.training import measure_training
 from jasper_rag.cli import app
 from jasper_rag.config import Settings
@@ -141,31 +141,20 @@ def payload() -> dict:
     }
 
 
-def test_reports_and_readme_block_come_from_the_json(tmp_path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\n## Performance\n\n{README_START}\nold\n{README_END}\n\n## After\nkept\n")
-    files = write_reports(payload(), tmp_path / "reports", readme)
-    assert [path.name for path in files] == ["bench.json", "bench.md", "bench.png", "README.md"]
-    text = readme.read_text()
-    assert "old" not in text and text.endswith("## After\nkept\n")
-    assert "student (onnx int8): 30.0x (eager: 13.0x)" in text and "| not met |" in text
-    assert "10.0% CPU" not in text and "11.0% wall, 5.0% CPU" in text
-    assert "385-d, 0.335 of the bytes" in text
-    assert "untested on hardware" in text
+def test_reports_come_from_the_json(tmp_path) -> None:
+    files = write_reports(payload(), tmp_path / "reports")
+    assert [path.name for path in files] == ["bench.json", "bench.md", "bench.png"]
     markdown = (tmp_path / "reports" / "bench.md").read_text()
     assert markdown.startswith("# Performance") and "![bench](bench.png)" in markdown
+    assert "student (onnx int8): 30.0x (eager: 13.0x)" in markdown and "| not met |" in markdown
+    assert "10.0% CPU" not in markdown and "11.0% wall, 5.0% CPU" in markdown
+    assert "385-d, 0.335 of the bytes" in markdown
+    assert "untested on hardware" in markdown
     data = json.loads((tmp_path / "reports" / "bench.json").read_text())
     data["student"] = "changed"
     (tmp_path / "reports" / "bench.json").write_text(json.dumps(data))
-    render_from_json(tmp_path / "reports" / "bench.json", readme)
-    assert "Student: changed." in readme.read_text()
-
-
-def test_readme_without_markers_is_left_alone(tmp_path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n")
-    assert update_readme(readme, "table") is False
-    assert readme.read_text() == "# Title\n"
+    render_from_json(tmp_path / "reports" / "bench.json")
+    assert "Student: changed." in (tmp_path / "reports" / "bench.md").read_text()
 
 
 def test_cli_renders_and_reports_errors_without_tracebacks(tmp_path) -> None:

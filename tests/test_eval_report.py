@@ -1,4 +1,4 @@
-"""Reports (JSON, Markdown, PNG, README block), the whole `run_eval` flow on tiny data, and the CLI."""
+"""Reports (JSON, Markdown, PNG), the whole `run_eval` flow on tiny data, and the CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from jasper_rag.cli import app
 from jasper_rag.config import Settings
 from jasper_rag.eval.mteb_adapter import MTEBModel
-from jasper_rag.eval.report import README_END, README_START, markdown_table, update_readme
+from jasper_rag.eval.report import markdown_table
 from jasper_rag.eval.run import run_eval
 from jasper_rag.eval.runner import ResultRow
 from tests.conftest import make_tiny_encoder
@@ -33,17 +33,6 @@ def test_markdown_table() -> None:
     assert lines[3] == "| model-b | 128 | 70.00 | 20 | – | – |"
 
 
-def test_update_readme_replaces_only_the_block(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\n{README_START}\nold table\n{README_END}\n\nafter\n")
-    assert update_readme(readme, "| new |")
-    assert readme.read_text() == f"# title\n\n{README_START}\n| new |\n{README_END}\n\nafter\n"
-    plain = tmp_path / "PLAIN.md"
-    plain.write_text("no markers\n")
-    assert not update_readme(plain, "| new |")
-    assert plain.read_text() == "no markers\n"
-
-
 def _tiny_setup(tmp_path: Path) -> tuple[Settings, Path]:
     model = make_tiny_encoder(tmp_path, {"full": 48, "d16": 16, "d8": 8}).save(tmp_path / "models" / "tiny")
     eval_dir = tmp_path / "eval"
@@ -56,19 +45,16 @@ def _tiny_setup(tmp_path: Path) -> tuple[Settings, Path]:
 
 def test_run_eval_writes_reports_and_reuses_the_cache(tmp_path: Path) -> None:
     settings, eval_dir = _tiny_setup(tmp_path)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{README_START}\n{README_END}\n")
     options = dict(
         models=["inhouse", "start", "truncate", "pca"],
         tasks=["tiny", "stsbenchmark", "faq"],
         eval_dir=eval_dir,
         output_dir=tmp_path / "reports",
         baseline_dims=[4, 2],
-        readme=readme,
         settings=settings,
     )
     outcome = run_eval(**options)
-    assert [path.name for path in outcome.files] == ["eval.json", "eval.md", "eval.png", "README.md"]
+    assert [path.name for path in outcome.files] == ["eval.json", "eval.md", "eval.png"]
     payload = json.loads((tmp_path / "reports" / "eval.json").read_text())
     rows = payload["rows"]
     assert len(rows) == (3 + 1 + 2 + 2) * (3 + 2 + 4)
@@ -77,7 +63,7 @@ def test_run_eval_writes_reports_and_reuses_the_cache(tmp_path: Path) -> None:
     assert all(row["encode_seconds"] >= 0 for row in rows) and any(row["encode_seconds"] > 0 for row in rows)
     assert (tmp_path / "reports" / "eval.png").stat().st_size > 10_000
     assert "| tiny | 48 |" in (tmp_path / "reports" / "eval.md").read_text()
-    assert "| pca: tiny | 2 |" in readme.read_text()
+    assert "| pca: tiny | 2 |" in (tmp_path / "reports" / "eval.md").read_text()
 
     shards = sorted((settings.cache_dir / "vectors").rglob("*.npy"))
     again = run_eval(**options)

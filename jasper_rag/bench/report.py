@@ -1,7 +1,6 @@
-"""Reports from the bench payload: ``bench.json`` (every figure), ``bench.md`` (tables), ``bench.png``
-(plots), and the README's performance block (between ``<!-- bench-table:start -->`` and
-``<!-- bench-table:end -->``). The markdown is rendered from the JSON payload only, so the README
-never holds a number the JSON does not.
+"""Reports from the bench payload: ``bench.json`` (every figure), ``bench.md`` (the summary, then the
+detailed tables) and ``bench.png`` (plots). The markdown is rendered from the JSON payload only, so
+``bench.md`` never holds a number the JSON does not. Nothing here writes the README.
 """
 
 from __future__ import annotations
@@ -10,11 +9,10 @@ import json
 import logging
 from pathlib import Path
 
-from jasper_rag.files import atomic_write, replace_marked_block
+from jasper_rag.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
 EAGER = "student (torch eager)"
 THROUGHPUT_GOAL = 25.0  # x the ensemble, default CPU path
 OVERHEAD_GOAL = 0.10
@@ -242,9 +240,8 @@ def training_table(payload: Payload) -> str:
     return _table(["stage", "batch", "max tokens", "trainable params", "examples/s"], rows)
 
 
-def summary_markdown(payload: Payload, detailed: bool = False) -> str:
-    """Goals, encoding, quality, search, ingestion, training; the README (not ``detailed``) shows only the
-    search options that return full-head scores (every head's rows are in bench.md)."""
+def summary_markdown(payload: Payload) -> str:
+    """Goals, encoding, quality, search (every head and index option), ingestion, training."""
     parts = [f"Student: {payload['student']}. Machine: {machine_text(payload)}", ""]
     parts += [f"> Note: {note}" for note in payload.get("notes", [])] + ([""] if payload.get("notes") else [])
     parts += [_table(["goal", "measured", "status"], goals(payload), text_columns=3), ""]
@@ -256,9 +253,7 @@ def summary_markdown(payload: Payload, detailed: bool = False) -> str:
     for size in sizes:
         real = next(row["real_vectors"] for row in payload["search"] if row["size"] == size)
         title = f"Search, {size:,} vectors ({real:,} real, the rest drawn to match them)"
-        if not detailed:
-            title += ", options returning full-head scores (every head: reports/bench.md)"
-        parts += [f"{title}:", "", search_table(payload, size, full_head_only=not detailed), ""]
+        parts += [f"{title}:", "", search_table(payload, size), ""]
     if payload.get("ingestion"):
         parts += [ingestion_table(payload), ""]
     if payload.get("training"):
@@ -277,7 +272,7 @@ def full_markdown(payload: Payload, plot_name: str) -> str:
         "",
         "",
     ]
-    return "\n".join(header) + summary_markdown(payload, detailed=True) + f"\n\n![bench]({plot_name})\n"
+    return "\n".join(header) + summary_markdown(payload) + f"\n\n![bench]({plot_name})\n"
 
 
 # --------------------------------------------------------------------------- files
@@ -332,25 +327,17 @@ def write_plot(payload: Payload, path: Path) -> None:
     plt.close(fig)
 
 
-def update_readme(readme: Path, block: str) -> bool:
-    """Replace the text between the bench markers with ``block``; False when the markers are missing."""
-    return replace_marked_block(readme, README_START, README_END, block)
-
-
-def write_reports(payload: Payload, output_dir: Path, readme: Path | None = None) -> list[Path]:
-    """bench.json, then bench.md / bench.png / the README block rendered from the JSON as written."""
+def write_reports(payload: Payload, output_dir: Path) -> list[Path]:
+    """bench.json, then bench.md / bench.png rendered from the JSON as written."""
     json_path = output_dir / "bench.json"
     atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
-    return render_from_json(json_path, readme)
+    return render_from_json(json_path)
 
 
-def render_from_json(json_path: Path, readme: Path | None = None) -> list[Path]:
-    """Render bench.md, bench.png (next to ``json_path``) and the README block from a bench.json."""
+def render_from_json(json_path: Path) -> list[Path]:
+    """Render bench.md and bench.png (next to ``json_path``) from a bench.json."""
     payload = json.loads(json_path.read_text())
     md_path, png_path = json_path.with_suffix(".md"), json_path.with_suffix(".png")
     write_plot(payload, png_path)
     atomic_write(md_path, lambda tmp: tmp.write_text(full_markdown(payload, png_path.name)))
-    files = [json_path, md_path, png_path]
-    if readme is not None and update_readme(readme, summary_markdown(payload)):
-        files.append(readme)
-    return files
+    return [json_path, md_path, png_path]

@@ -337,10 +337,9 @@ def run_training(context: BenchContext, student: Student) -> None:
 def run_bench(
     config: BenchConfig,
     output_dir: Path | None = None,
-    readme: Path | None = None,
     settings: Settings | None = None,
 ) -> list[Path]:
-    """Measure the configured sections and write bench.json / bench.md / bench.png (and the README table)."""
+    """Measure the configured sections and write bench.json / bench.md / bench.png (never the README)."""
     settings = settings or get_settings()
     output_dir = output_dir or settings.reports_dir
     context = BenchContext(config, settings)
@@ -370,7 +369,7 @@ def run_bench(
             "notes": context.notes,
             **context.results,
         }
-        return report.write_reports(payload, output_dir, readme)
+        return report.write_reports(payload, output_dir)
 
     variants = onnx_variants(context, student) if {"encoding", "quality"} & set(config.sections) else {}
     sections = {

@@ -1,7 +1,6 @@
 """Reports from result rows: ``eval.json`` (rows), ``eval.md`` (table) and ``eval.png`` (plots).
 
-``markdown_table`` renders the table the README shows; ``update_readme`` pastes it between the
-``<!-- eval-table:start -->`` / ``<!-- eval-table:end -->`` markers.
+``markdown_table`` renders the results table of ``eval.md``. Nothing here writes the README.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jasper_rag.eval.runner import ResultRow
-from jasper_rag.files import atomic_write, replace_marked_block
+from jasper_rag.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ METRIC_LABELS = {
     "coverage_at_threshold": "cov@thr",
     "threshold": "thr",
 }
-README_START, README_END = "<!-- eval-table:start -->", "<!-- eval-table:end -->"
 DEFINITIONS = (
     'Scores x100, scored as MTEB does (cosine similarity; retrieval documents are `title + " " + text`; '
     "nDCG@10, Recall@100 and MRR@10 over every judged query; STS: Spearman and Pearson of cosine against "
@@ -145,8 +143,3 @@ def write_plot(rows: Sequence[ResultRow], path: Path, main_metrics: dict[str, st
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
-
-
-def update_readme(readme: Path, table: str) -> bool:
-    """Replace the text between the eval-table markers with ``table``; False when there are no markers."""
-    return replace_marked_block(readme, README_START, README_END, table)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.eval.candidates import CandidateBuilder
-from jasper_rag.eval.report import markdown_table, update_readme, write_json, write_markdown, write_plot
+from jasper_rag.eval.report import write_json, write_markdown, write_plot
 from jasper_rag.eval.runner import ResultRow, evaluate
 from jasper_rag.eval.speed import SpeedLedger
 from jasper_rag.eval.tasks import load_task
@@ -30,13 +30,12 @@ def run_eval(
     eval_dir: Path | None = None,
     output_dir: Path | None = None,
     baseline_dims: Sequence[int] | None = None,
-    readme: Path | None = None,
     settings: Settings | None = None,
     cached_only: bool = False,
 ) -> EvalOutcome:
     """Evaluate ``models`` (groups or model paths) on ``tasks`` and write eval.json / eval.md / eval.png.
 
-    Options left None come from the settings. With ``readme``, its eval table is replaced too.
+    Options left None come from the settings. Only the reports are written (never the README).
     ``cached_only`` scores only what the vector cache already holds (skipped pairs become notes).
     """
     settings = settings or get_settings()
@@ -61,7 +60,4 @@ def run_eval(
     write_plot(rows, png_path, {task.name: task.main_metric for task in loaded})
     write_markdown(rows, md_path, notes, plot_name=png_path.name)
     outcome.files += [json_path, md_path, png_path]
-    readme_block = "\n".join([*(f"> Note: {note}\n" for note in notes), markdown_table(rows)])
-    if readme is not None and update_readme(readme, readme_block):
-        outcome.files.append(readme)
     return outcome
