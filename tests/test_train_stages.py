@@ -212,3 +212,20 @@ def test_packaged_recipes_load_and_bad_ones_are_named(tmp_path) -> None:
         load_recipe(bad)
     with pytest.raises(RecipeError, match="no recipe 'nope'"):
         load_recipe("nope")
+
+
+def test_recipe_stages_and_loss_are_the_trainers_own_types(tmp_path) -> None:
+    from jasper_rag.train.losses import LossWeights
+    from jasper_rag.train.trainer import TrainConfig
+
+    recipe = tiny_recipe(tmp_path, seed=7, loss={"cos": 0})
+    assert isinstance(recipe.stages[1], TrainConfig) and isinstance(recipe.loss, LossWeights)
+    assert recipe.loss == LossWeights(cos=0) and recipe.stage_config(2).seed == 7
+    bad = tmp_path / "bad.json"
+    for field, stage in (("seed", {"lr": 1e-4, "seed": 3}), ("batch_size", {"lr": 1e-4, "batch_size": 1})):
+        bad.write_text(json.dumps({"name": "x", "output": "o", "stages": {"1": stage}}))
+        with pytest.raises(RecipeError, match=rf"bad.json: stages.*{field}"):
+            load_recipe(bad)
+    bad.write_text(json.dumps({"name": "x", "output": "o", "loss": {"margin": -1}, "stages": {}}))
+    with pytest.raises(RecipeError, match=r"bad.json: loss.margin"):
+        load_recipe(bad)

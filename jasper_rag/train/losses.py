@@ -13,10 +13,9 @@ ensemble, reduced heads against FC1 (self-distillation) or an image tower agains
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 DEFAULT_MAX_PAIRS = 2048
@@ -67,15 +66,17 @@ def relative_similarity_loss(
     return (hinge * ordered).sum() / ordered.sum().clamp(min=1)
 
 
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the three terms and the hinge margin (paper and public code: 10 / 200 / 20, 0.015)."""
+class LossWeights(BaseModel):
+    """Weights of the three terms and the hinge margin (paper and public code: 10 / 200 / 20, 0.015),
+    checked when built (a recipe's ``loss`` entry); immutable, unknown fields refused."""
 
-    cos: float = 10.0
-    sim: float = 200.0
-    resim: float = 20.0
-    margin: float = 0.015
-    max_pairs: int = DEFAULT_MAX_PAIRS
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cos: float = Field(10.0, ge=0)
+    sim: float = Field(200.0, ge=0)
+    resim: float = Field(20.0, ge=0)
+    margin: float = Field(0.015, ge=0)
+    max_pairs: int = Field(DEFAULT_MAX_PAIRS, ge=2, description="relative loss: pairs compared per batch")
 
 
 class DistillationLoss(nn.Module):

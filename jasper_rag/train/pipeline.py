@@ -117,7 +117,7 @@ def run_stage(
         parameters = trainable_parameters(encoder, stage, recipe.last_layers)
         if recipe.dropout is not None:
             set_dropout(encoder.backbone, recipe.dropout)  # not saved: the model's config keeps its own
-        loss = DistillationLoss(recipe.loss.weights())
+        loss = DistillationLoss(recipe.loss)
         step_losses = text_step_losses(
             encoder,
             texts,
@@ -128,7 +128,7 @@ def run_stage(
             pooled,
             reduced_weight=recipe.reduced_loss_weight,
         )
-        config = recipe.stages[stage].train_config(recipe.seed)
+        config = recipe.stage_config(stage)
         trainer = Trainer(encoder, parameters, step_losses, len(texts), config, stage_dir, dist, f"stage{stage}")
         final = trainer.fit()
     finally:

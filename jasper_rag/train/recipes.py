@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jasper_rag.train.losses import LossWeights
 from jasper_rag.train.trainer import TrainConfig
@@ -21,39 +21,6 @@ DEFAULT_RECIPE = "quick"
 
 class RecipeError(ValueError):
     """A recipe is missing or invalid."""
-
-
-class StageSettings(BaseModel):
-    """Optimisation of one stage."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    lr: float = Field(gt=0)
-    epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(32, ge=2)
-    warmup_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    checkpoint_every: int = Field(100, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-
-    def train_config(self, seed: int) -> TrainConfig:
-        return TrainConfig(seed=seed, **self.model_dump())
-
-
-class LossSettings(BaseModel):
-    """Weights of the three losses and the hinge margin."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cos: float = Field(10.0, ge=0)
-    sim: float = Field(200.0, ge=0)
-    resim: float = Field(20.0, ge=0)
-    margin: float = Field(0.015, ge=0)
-    max_pairs: int = Field(2048, ge=2, description="relative loss: pairs compared per batch (memory bound)")
-
-    def weights(self) -> LossWeights:
-        return LossWeights(**self.model_dump())
 
 
 class Recipe(BaseModel):
@@ -85,8 +52,20 @@ class Recipe(BaseModel):
     )
     teacher_batch_size: int = Field(32, ge=1)
     seed: int = 0
-    loss: LossSettings = Field(default_factory=LossSettings)
-    stages: dict[int, StageSettings]
+    loss: LossWeights = Field(default_factory=LossWeights)
+    stages: dict[int, TrainConfig]
+
+    @field_validator("stages")
+    @classmethod
+    def _one_seed(cls, stages: dict[int, TrainConfig]) -> dict[int, TrainConfig]:
+        for number, config in stages.items():
+            if "seed" in config.model_fields_set:
+                raise ValueError(f"stage {number} sets 'seed': the recipe's own 'seed' seeds every stage")
+        return stages
+
+    def stage_config(self, stage: int) -> TrainConfig:
+        """The optimisation settings of ``stage``, seeded with the recipe's ``seed``."""
+        return self.stages[stage].model_copy(update={"seed": self.seed})
 
 
 def recipe_names() -> list[str]:

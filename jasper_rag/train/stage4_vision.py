@@ -130,7 +130,7 @@ def train_stage4(
     assert encoder.vision is not None
     features = torch.from_numpy(image_features(encoder.vision, images_dir, [r.file for r in records]))
     targets = caption_targets(encoder, [r.caption for r in records])
-    batch = min(config.batch_size, len(records))
+    batch = min(config.batch_size, max(2, len(records)))  # a single image: batches of it alone, as with 1
     log.info("stage 4: %d images, heads %s, batch %d", len(records), [head_label(h) for h in targets], batch)
     trainer = Trainer(
         encoder.vision.projection,

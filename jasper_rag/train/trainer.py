@@ -20,10 +20,10 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_model, save_model
 from torch import nn
 from tqdm.auto import tqdm
@@ -37,19 +37,23 @@ CHECKPOINT = "checkpoint"
 LOG_FILE = "log.jsonl"
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of one stage (a recipe's ``[stageN]`` table)."""
+class TrainConfig(BaseModel):
+    """Optimisation settings of one stage (a recipe's ``stages`` entry), checked when built.
 
-    lr: float
-    epochs: float = 1.0
-    batch_size: int = 32  # global: split across processes
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
+    Immutable; unknown fields are refused. ``batch_size`` is global (split across processes) and at
+    least 2, as the in-batch losses compare pairs of texts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(gt=0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=2)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
     seed: int = 0
-    checkpoint_every: int = 100
-    max_steps: int | None = None  # stop early (tests, smoke runs)
+    checkpoint_every: int = Field(100, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop early (tests, smoke runs)")
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -113,7 +117,7 @@ class Trainer:
         save_model(self.model, str(tmp / "model.safetensors"))
         optimizer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
         torch.save(optimizer, tmp / "optimizer.pt")
-        state = {"step": step, "total_steps": self.total_steps, "config": asdict(self.config)}
+        state = {"step": step, "total_steps": self.total_steps, "config": self.config.model_dump()}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         old = self.run_dir / ".checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
