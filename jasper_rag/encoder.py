@@ -38,6 +38,7 @@ CONFIG_FILE = "jasper_config.json"
 WEIGHTS_FILE = "model.safetensors"
 FULL_HEAD = "full"
 VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
+RECIPE_KEY = "recipe"  # EncoderConfig.extra key of the recipe a trained model was distilled with
 
 
 def reduced_head_name(dim: int) -> str:

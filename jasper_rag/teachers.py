@@ -1,12 +1,14 @@
 """Teachers: any sentence-transformers folder, and the paper's concatenated ensemble (eq. 1).
 
 The ensemble vector of a text is each teacher's vector L2-normalised, concatenated, and
-normalised again, so every teacher weighs the same in the target space.
+normalised again, so every teacher weighs the same in the target space. Which teachers a model
+was distilled from is part of its own record (``model_teachers``): the recipe saved with it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,3 +75,24 @@ class TeacherEnsemble:
 def load_teachers(names: Sequence[str], device: str | None = None) -> TeacherEnsemble:
     """An ensemble of packaged or folder teachers, e.g. ``("mpnet-base", "minilm-l6")``."""
     return TeacherEnsemble([SentenceTransformerTeacher(name, device=device) for name in names])
+
+
+def model_teachers(model: str | Path) -> list[str]:
+    """The teachers ``model`` (a model folder or packaged name) was distilled from.
+
+    Read from the recipe recorded in the model's ``jasper_config.json`` (``run_recipe`` saves it); a
+    model without that record (a packaged start model, or one trained before teachers were recorded)
+    gets the recipe its record names when that is a packaged one, else the packaged default recipe's.
+    """
+    from jasper_rag.encoder import CONFIG_FILE, RECIPE_KEY
+    from jasper_rag.train.recipes import DEFAULT_RECIPE, load_recipe, recipe_names
+
+    record: object = None
+    config_file = Path(model) / CONFIG_FILE
+    if config_file.is_file():
+        extra = json.loads(config_file.read_text()).get("extra")
+        record = extra.get(RECIPE_KEY) if isinstance(extra, dict) else None
+    if isinstance(record, dict) and record.get("teachers"):
+        return [str(name) for name in record["teachers"]]
+    name = record if isinstance(record, str) and record in recipe_names() else DEFAULT_RECIPE
+    return list(load_recipe(name).teachers)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jasper_rag.encoder import JasperEncoder, load_encoder
-from jasper_rag.teachers import TeacherEnsemble
+from jasper_rag.teachers import TeacherEnsemble, model_teachers
 
 TEXTS = ["the cat sat on the mat", "protein cells and cancer risk", "paris is the capital of france", "a"]
 
@@ -87,3 +87,14 @@ def test_ensemble_normalises_each_teacher_then_the_concatenation(tmp_path) -> No
     np.testing.assert_allclose(vectors[:, :32] * np.sqrt(2), first.encode(TEXTS), atol=1e-5)
     with pytest.raises(ValueError):
         TeacherEnsemble([])
+
+
+def test_model_teachers_come_from_the_models_own_recipe_record(tiny_encoder: JasperEncoder, tmp_path) -> None:
+    default = ["mpnet-base", "minilm-l6"]
+    assert model_teachers("minilm-l6") == default  # a packaged start model: the default recipe's
+    folder = tiny_encoder.save(tmp_path / "model")
+    assert model_teachers(folder) == default  # no record
+    tiny_encoder.config.extra["recipe"] = {"name": "mine", "teachers": ["minilm-l6"]}
+    assert model_teachers(tiny_encoder.save(folder)) == ["minilm-l6"]
+    tiny_encoder.config.extra["recipe"] = "quick"  # a record naming a packaged recipe (models saved before)
+    assert model_teachers(tiny_encoder.save(folder)) == default

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from jasper_rag.encoder import FULL_HEAD, load_encoder
+from jasper_rag.teachers import model_teachers
 from jasper_rag.train import pipeline
 from jasper_rag.train.losses import DistillationLoss
 from jasper_rag.train.recipes import Recipe, RecipeError, load_recipe, recipe_names
@@ -169,6 +170,7 @@ def test_two_steps_of_every_stage_produce_a_model(tmp_path, tiny_run, self_disti
     output = pipeline.run_recipe(recipe, device="cpu")
     model = load_encoder(output, device="cpu")
     assert model.config.heads == {FULL_HEAD: TEACHER_DIM, "d16": 16, "d8": 8}
+    assert model.config.extra["recipe"]["name"] == "tiny" and model_teachers(output) == recipe.teachers
     for stage in (1, 2, 3):
         folder = tmp_path / "runs" / "tiny" / f"stage{stage}"
         assert json.loads((folder / "done.json").read_text())["steps"] == 2

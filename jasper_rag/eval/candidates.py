@@ -5,8 +5,9 @@ Groups (``--models``):
 - ``recipes``: every other packaged recipe's model that has been trained (e.g. ``models/jasper-default``
   after ``make train RECIPE=default``), at each of its heads, so the recipes compare side by side;
 - ``start``: the student's starting model (settings ``student_init``), pooled vector;
-- ``teachers``: each teacher (settings ``teachers``);
-- ``ensemble``: the teachers concatenated (paper eq. 1), computed from the teachers' cached vectors;
+- ``teachers``: each teacher the in-house model was distilled from (the recipe recorded with it; the
+  packaged default recipe's teachers when it has no record or is not trained yet);
+- ``ensemble``: those teachers concatenated (paper eq. 1), computed from the teachers' cached vectors;
 - ``truncate`` / ``pca``: the start reduced to each baseline dimension (truncation; PCA fitted per
   task on a document sample), computed from the start's cached vectors.
 Any other entry is a model folder or packaged name, loaded with ``load_encoder`` and evaluated at
@@ -25,7 +26,7 @@ from jasper_rag.config import Settings
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.encoder import CONFIG_FILE, JasperEncoder, load_encoder
 from jasper_rag.eval.encoders import PCAEncoder, SharedPassHeads, TruncatedEncoder
-from jasper_rag.teachers import SentenceTransformerTeacher, TeacherEnsemble
+from jasper_rag.teachers import SentenceTransformerTeacher, TeacherEnsemble, model_teachers
 from jasper_rag.vector_cache import CachedEncoder
 from jasper_rag.weights import PACKAGED_MODELS
 
@@ -64,7 +65,7 @@ class CandidateBuilder:
 
     @cached_property
     def teachers(self) -> list[SentenceTransformerTeacher]:
-        return [SentenceTransformerTeacher(name) for name in self.settings.teachers]
+        return [SentenceTransformerTeacher(name) for name in model_teachers(self.settings.model)]
 
     @cached_property
     def cached_teachers(self) -> list[CachedEncoder]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from jasper_rag.config import get_settings, resolve_device
-from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder, reduced_head_name
+from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, RECIPE_KEY, JasperEncoder, load_encoder, reduced_head_name
 from jasper_rag.files import atomic_write
 from jasper_rag.train.data import training_texts
 from jasper_rag.train.distributed import DistEnv
@@ -222,7 +222,7 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         timings[f"stage{stage}"] = summary["seconds"]
         log.info("stage %d done in %.0f s: %s", stage, summary["seconds"], summary["final_losses"])
     if dist.is_main and encoder is not None:
-        encoder.config.extra["recipe"] = recipe.name
+        encoder.config.extra[RECIPE_KEY] = recipe.model_dump(mode="json")  # teachers, student, stages...
         encoder.config.extra[STAGES_MARKER_KEY] = stages_marker(run_dir, wanted)
         encoder.save(output)
         plot_curves([run_dir / f"stage{s}" / LOG_FILE for s in TEXT_STAGES], run_dir / "curves.png")
