@@ -39,6 +39,8 @@ WEIGHTS_FILE = "model.safetensors"
 FULL_HEAD = "full"
 VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
 RECIPE_KEY = "recipe"  # EncoderConfig.extra key of the recipe a trained model was distilled with
+DEFAULT_BATCH_SIZE = 32  # texts or images per forward pass of encode (load_encoder: settings batch_size)
+DEFAULT_MAX_LENGTH = 256  # tokens per text of a model built from a plain backbone (load_encoder: settings)
 
 
 def reduced_head_name(dim: int) -> str:
@@ -58,18 +60,23 @@ class EncoderConfig:
 
 
 class JasperEncoder(nn.Module):
-    """Student encoder: backbone -> mean pooling -> optional linear heads."""
+    """Student encoder: backbone -> mean pooling -> optional linear heads.
+
+    ``batch_size`` is how many texts (or images) ``encode`` runs through the model at once when a
+    call does not say; ``load_encoder`` sets it from the settings, once, at load time."""
 
     def __init__(
         self,
         backbone: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         config: EncoderConfig,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.config = config
+        self.batch_size = batch_size
         self.heads = nn.ModuleDict()
         for name, dim in config.heads.items():
             self.heads[name] = nn.Linear(self.hidden_size, dim)
@@ -176,7 +183,7 @@ class JasperEncoder(nn.Module):
         Texts are batched longest-first (less padding) and returned in input order.
         """
         head = self.head_for_dim(dim)
-        size = batch_size or get_settings().batch_size
+        size = batch_size or self.batch_size
         out_dim = self.hidden_size if head is None else self.heads[head].out_features
         if len(texts) == 0:
             return np.zeros((0, out_dim), dtype=np.float32)
@@ -204,7 +211,7 @@ class JasperEncoder(nn.Module):
         from jasper_rag.vision.images import to_pixels
 
         head = self.head_for_dim(dim)
-        size = batch_size or get_settings().batch_size
+        size = batch_size or self.batch_size
         out_dim = self.hidden_size if head is None else self.heads[head].out_features
         was_training = self.training
         self.eval()
@@ -262,14 +269,16 @@ class JasperEncoder(nn.Module):
         return folder
 
     @classmethod
-    def from_saved(cls, folder: str | Path, device: str | None = None) -> JasperEncoder:
+    def from_saved(
+        cls, folder: str | Path, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> JasperEncoder:
         """Load a folder written by ``save`` (no network)."""
         folder = Path(folder)
         raw = json.loads((folder / CONFIG_FILE).read_text())
         config = EncoderConfig(**raw)
         backbone = AutoModel.from_config(AutoConfig.from_pretrained(folder))
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        encoder = cls(backbone, tokenizer, config)
+        encoder = cls(backbone, tokenizer, config, batch_size)
         encoder.load_state_dict(load_file(folder / WEIGHTS_FILE))
         return encoder.to(resolve_device(device)).eval()
 
@@ -277,17 +286,20 @@ class JasperEncoder(nn.Module):
     def from_backbone(
         cls,
         folder: str | Path,
-        max_length: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
         device: str | None = None,
         source: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> JasperEncoder:
-        """A head-less encoder around a transformers / sentence-transformers folder."""
+        """A head-less encoder around a transformers / sentence-transformers folder; ``max_length`` is
+        capped by the tokenizer's own limit."""
         folder = Path(folder)
         backbone = AutoModel.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        length = max_length or min(get_settings().max_length, tokenizer.model_max_length)
-        config = EncoderConfig(source=source or folder.name, max_length=int(length))
-        return cls(backbone, tokenizer, config).to(resolve_device(device)).eval()
+        config = EncoderConfig(
+            source=source or folder.name, max_length=int(min(max_length, tokenizer.model_max_length))
+        )
+        return cls(backbone, tokenizer, config, batch_size).to(resolve_device(device)).eval()
 
 
 class HeadEncoder:
@@ -311,11 +323,18 @@ class HeadEncoder:
 
 def load_encoder(name_or_path: str | Path, device: str | None = None) -> JasperEncoder:
     """The one way to load an encoder: a saved JasperEncoder folder, a packaged short name
-    (``minilm-l6``) or any transformers / sentence-transformers folder."""
+    (``minilm-l6``) or any transformers / sentence-transformers folder.
+
+    The settings are read here, once: the device (when ``device`` is None), the encoding batch size
+    and, for a plain backbone, the max tokens per text; ``encode`` itself never reads them."""
     from jasper_rag.weights import model_path
 
+    settings = get_settings()
+    device = resolve_device(device or settings.device)
     path = Path(name_or_path)
     if (path / CONFIG_FILE).is_file():
-        return JasperEncoder.from_saved(path, device=device)
+        return JasperEncoder.from_saved(path, device=device, batch_size=settings.batch_size)
     source = path.name if path.is_dir() else str(name_or_path)
-    return JasperEncoder.from_backbone(model_path(name_or_path), device=device, source=source)
+    return JasperEncoder.from_backbone(
+        model_path(name_or_path), settings.max_length, device, source, batch_size=settings.batch_size
+    )

@@ -98,3 +98,19 @@ def test_model_teachers_come_from_the_models_own_recipe_record(tiny_encoder: Jas
     assert model_teachers(tiny_encoder.save(folder)) == ["minilm-l6"]
     tiny_encoder.config.extra["recipe"] = "quick"  # a record naming a packaged recipe (models saved before)
     assert model_teachers(tiny_encoder.save(folder)) == default
+
+
+def test_settings_are_read_at_load_time_not_by_encode(tiny_encoder: JasperEncoder, tmp_path, monkeypatch) -> None:
+    import jasper_rag.encoder as encoder_module
+    from jasper_rag.config import get_settings
+
+    folder = tiny_encoder.save(tmp_path / "model")
+    monkeypatch.setenv("JASPER_BATCH_SIZE", "3")
+    get_settings.cache_clear()
+    try:
+        loaded = load_encoder(folder, device="cpu")
+    finally:
+        get_settings.cache_clear()
+    assert loaded.batch_size == 3 and tiny_encoder.batch_size == 32
+    monkeypatch.setattr(encoder_module, "get_settings", lambda: pytest.fail("encode read the settings"))
+    np.testing.assert_allclose(loaded.encode(TEXTS, dim=16), tiny_encoder.encode(TEXTS, dim=16), atol=1e-6)
