@@ -10,7 +10,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .DEFAULT_GOAL := help
 .PHONY: help install lock models test test-fast lint
 .PHONY: images train-vision eval-vision
-.PHONY: eval
+.PHONY: eval eval-data
 .PHONY: bench
 .PHONY: corpus train
 .PHONY: app demo
@@ -67,6 +67,9 @@ eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stag
 eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*, README
 	$(PY) -m jasper_rag.cli eval $(EVAL_ARGS)
 	@if [ -f $(IMAGES) ]; then $(MAKE) --no-print-directory eval-vision; else echo "no image set: run make images for the image tasks"; fi
+
+eval-data: install  ## fill the eval folder (JASPER_EVAL_DIR, default .cache/eval): EVAL_SRC=folder/.zip/.tar.gz copies it, else downloads MTEB's copies (HF_HUB_OFFLINE=0); ARGS=--force
+	$(PY) -m jasper_rag.cli eval-data $(if $(EVAL_SRC),--from "$(EVAL_SRC)") $(ARGS)
 
 bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*, README
 	$(PY) -m jasper_rag.cli bench

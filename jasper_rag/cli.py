@@ -120,6 +120,32 @@ def eval_command(
     typer.echo("wrote " + ", ".join(str(path) for path in outcome.files))
 
 
+@app.command("eval-data")
+def eval_data(
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Local copy to use instead of the Hub: a folder with scifact/ and stsbenchmark/, or a .zip / "
+            ".tar.gz of it (copied byte for byte, never modified).",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Fetch again even when the eval folder is already complete.")] = False,
+) -> None:
+    """Fill the eval folder (JASPER_EVAL_DIR, default .cache/eval) with the MTEB tasks eval and bench read.
+
+    Layout: scifact/{corpus.jsonl,queries.jsonl,qrels/test.tsv} and
+    stsbenchmark/{sts-test.csv,sts-dev.csv,LICENSE.txt}. Without --from, MTEB's copies are downloaded from
+    the Hugging Face Hub (mteb/scifact, mteb/stsbenchmark-sts; needs HF_HUB_OFFLINE=0).
+    """
+    from jasper_rag.eval.data import EvalDataError
+    from jasper_rag.eval.fetch import EvalFetchError, fill_eval_dir
+
+    with exit_on("eval-data", EvalFetchError, EvalDataError, OSError):
+        result = fill_eval_dir(get_settings().eval_dir, source, force=force)
+    typer.echo(result.message())
+
+
 @app.command()
 def corpus(
     out: Annotated[Path, typer.Option(help="Where the corpus JSONL goes.")] = Path("data/corpus/default.jsonl"),

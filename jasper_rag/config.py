@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # No model hub on our machines: every weight comes from a registry package (see weights.py).
@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     indexes_dir: Path = Field(Path("indexes"), description="FAISS indexes and the SQLite database.")
     db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in indexes_dir.")
     cache_dir: Path = Field(Path(".cache"), description="Unpacked weights, teacher vectors, embeddings.")
-    eval_dir: Path = Field(Path("../shared/data/eval"), description="MTEB-format eval sets (read-only).")
+    eval_dir: Path = Field(
+        None,
+        validate_default=True,
+        description="MTEB-format eval sets (read-only); default <cache_dir>/eval, filled by `jasper-rag eval-data`.",
+    )
     reports_dir: Path = Field(Path("reports"), description="Generated eval and bench reports.")
     runs_dir: Path = Field(Path("runs"), description="Training runs: checkpoints, loss logs, curves.")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda'.")
@@ -56,6 +60,14 @@ class Settings(BaseSettings):
     ingest_commit_chunks: int = Field(2048, gt=0, description="Chunks embedded between two commits of the store.")
     ingest_max_pdf_pages: int = Field(2000, gt=0, description="Ingestion refuses PDFs with more pages than this.")
     uploads_dir: Path = Field(Path("data/uploads"), description="Where the UI saves uploaded files (generated names).")
+
+    @field_validator("eval_dir", mode="before")
+    @classmethod
+    def _eval_dir_in_cache(cls, value: object, info: ValidationInfo) -> object:
+        """Unset: the ``eval`` folder of the cache (``JASPER_EVAL_DIR`` or an argument overrides it)."""
+        if value is None and "cache_dir" in info.data:
+            return info.data["cache_dir"] / "eval"
+        return value
 
     @property
     def database_url(self) -> str:

@@ -3,7 +3,7 @@
 The full head (``full``) maps the pooled hidden state to the teacher ensemble's dimension
 (paper's FC1); reduced heads (``d256``, ``d128``, ...) map it to MRL-style small dimensions
 (paper's FC2..FC4). ``encode(texts, dim=...)`` picks a head by its output size;
-``dim=None`` returns the backbone's own pooled vector.
+``dim=None`` returns the backbone's own pooled vector, whose name wherever heads are named is ``POOLED``.
 
 Saved format (no network needed to load): ``jasper_config.json`` + ``model.safetensors`` +
 the backbone's ``config.json`` + tokenizer files. An optional vision tower (``attach_vision``,
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "jasper_config.json"
 WEIGHTS_FILE = "model.safetensors"
 FULL_HEAD = "full"
+POOLED = "pooled"  # the one name of the pooled backbone vector (no head) wherever heads are named
 VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
 RECIPE_KEY = "recipe"  # EncoderConfig.extra key of the recipe a trained model was distilled with
 DEFAULT_BATCH_SIZE = 32  # texts or images per forward pass of encode (load_encoder: settings batch_size)
@@ -102,6 +103,8 @@ class JasperEncoder(nn.Module):
 
     def add_head(self, name: str, dim: int) -> nn.Linear:
         """Add a freshly initialised linear head ``hidden -> dim`` (replacing one of that name)."""
+        if name == POOLED:
+            raise ValueError(f"'{POOLED}' names the pooled vector, not a head")
         head = nn.Linear(self.hidden_size, dim).to(self.device)
         self.heads[name] = head
         self.config.heads[name] = dim
@@ -112,16 +115,24 @@ class JasperEncoder(nn.Module):
         self.vision = tower.to(self.device)
         self.config.extra[VISION_KEY] = dict(tower.config)
 
-    def head_for_dim(self, dim: int | None) -> str | None:
-        """The name of the head producing ``dim``-d vectors; None means the pooled backbone vector."""
+    def head_for_dim(self, dim: int | None) -> str:
+        """The name of the head producing ``dim``-d vectors; ``POOLED`` for None (the backbone's vector)."""
         if dim is None:
-            return None
+            return POOLED
         for name, head in self.heads.items():
             if head.out_features == dim:
                 return name
         if dim == self.hidden_size:
-            return None
+            return POOLED
         raise ValueError(f"no head of dimension {dim}; available dims: {self.dims}")
+
+    def head_dim(self, name: str) -> int:
+        """The vector size of head ``name`` (``POOLED``: the hidden size)."""
+        return self.hidden_size if name == POOLED else self.heads[name].out_features
+
+    def head_output(self, name: str, hidden: torch.Tensor) -> torch.Tensor:
+        """Raw (unnormalised) vectors of head ``name`` from pooled text or image hidden vectors."""
+        return hidden if name == POOLED else self.heads[name](hidden)
 
     # ----------------------------------------------------------------- forward
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -162,9 +173,9 @@ class JasperEncoder(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Pooled vector (key ``pooled``) and every head's raw (unnormalised) output."""
+        """Pooled vector (key ``POOLED``) and every head's raw (unnormalised) output."""
         pooled = self.pool(input_ids, attention_mask, **kwargs)
-        outputs = {"pooled": pooled}
+        outputs = {POOLED: pooled}
         for name, head in self.heads.items():
             outputs[name] = head(pooled)
         return outputs
@@ -184,14 +195,14 @@ class JasperEncoder(nn.Module):
         """
         head = self.head_for_dim(dim)
         size = batch_size or self.batch_size
-        out_dim = self.hidden_size if head is None else self.heads[head].out_features
+        out_dim = self.head_dim(head)
         if len(texts) == 0:
             return np.zeros((0, out_dim), dtype=np.float32)
         was_training = self.training
         self.eval()
         pooled = self.pool_texts(texts, size, show_progress)
         self.train(was_training)
-        vectors = (pooled if head is None else self.heads[head](pooled)).float().cpu().numpy()
+        vectors = self.head_output(head, pooled).float().cpu().numpy()
         return normalize_rows(vectors) if normalize else vectors
 
     @torch.inference_mode()
@@ -212,14 +223,14 @@ class JasperEncoder(nn.Module):
 
         head = self.head_for_dim(dim)
         size = batch_size or self.batch_size
-        out_dim = self.hidden_size if head is None else self.heads[head].out_features
+        out_dim = self.head_dim(head)
         was_training = self.training
         self.eval()
         chunks = [np.zeros((0, out_dim), dtype=np.float32)]
         starts = range(0, len(images), size)
         for start in tqdm(starts, desc="encoding images", unit="batch", disable=not show_progress):
             hidden = self.vision(to_pixels(images[start : start + size]).to(self.device))  # type: ignore[arg-type]
-            chunks.append((hidden if head is None else self.heads[head](hidden)).float().cpu().numpy())
+            chunks.append(self.head_output(head, hidden).float().cpu().numpy())
         self.train(was_training)
         vectors = np.concatenate(chunks)
         return normalize_rows(vectors) if normalize else vectors
@@ -308,16 +319,16 @@ class HeadEncoder:
     def __init__(self, encoder: JasperEncoder, dim: int | None) -> None:
         self.encoder = encoder
         self.head = encoder.head_for_dim(dim)
-        self.dim = encoder.hidden_size if self.head is None else encoder.heads[self.head].out_features
-        self.name = f"{encoder.config.source}@{self.head or 'pooled'}"
+        self.dim = encoder.head_dim(self.head)
+        self.name = f"{encoder.config.source}@{self.head}"
 
     def fingerprint(self) -> str:
         """Identity of the underlying weights and the head (for caches and the store)."""
-        return f"{self.encoder.fingerprint()}-{self.head or 'pooled'}"
+        return f"{self.encoder.fingerprint()}-{self.head}"
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         return self.encoder.encode(
-            texts, dim=self.dim if self.head else None, batch_size=batch_size, show_progress=show_progress
+            texts, dim=None if self.head == POOLED else self.dim, batch_size=batch_size, show_progress=show_progress
         )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from jasper_rag.encoder import load_encoder
+from jasper_rag.encoder import FULL_HEAD, POOLED, load_encoder
 
 try:  # sentence-transformers >= 5.7 moved the modules; older releases keep them in .models
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
@@ -27,8 +27,8 @@ def export_sentence_transformers(model: str | Path, to: str | Path, head_dim: in
     from sentence_transformers import SentenceTransformer
 
     encoder = load_encoder(model, device="cpu")
-    if head_dim is None and "full" in encoder.heads:
-        head_dim = encoder.heads["full"].out_features
+    if head_dim is None and FULL_HEAD in encoder.heads:
+        head_dim = encoder.heads[FULL_HEAD].out_features
     head_name = encoder.head_for_dim(head_dim)
     target = Path(to)
     if target.exists() and any(target.iterdir()):
@@ -42,7 +42,7 @@ def export_sentence_transformers(model: str | Path, to: str | Path, head_dim: in
             Transformer(str(backbone_dir), max_seq_length=encoder.config.max_length),
             Pooling(encoder.hidden_size, "mean"),
         ]
-        if head_name is not None:
+        if head_name != POOLED:
             head = encoder.heads[head_name]
             modules.append(
                 Dense(

@@ -11,7 +11,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL_DIR = Path(os.environ.get("JASPER_EVAL_DIR", ROOT.parent / "shared" / "data" / "eval"))
+
+
+def _find_eval_dir() -> Path:
+    """Real eval data: ``JASPER_EVAL_DIR`` if set, else the developers' ``../shared/data/eval``, else the
+    project cache that ``make eval-data`` fills (``.cache/eval``)."""
+    if os.environ.get("JASPER_EVAL_DIR"):
+        return Path(os.environ["JASPER_EVAL_DIR"])
+    shared = ROOT.parent / "shared" / "data" / "eval"
+    return shared if shared.is_dir() else ROOT / ".cache" / "eval"
+
+
+EVAL_DIR = _find_eval_dir()
 
 TINY_WORDS = (
     "the a of and to in is it that for on with as was by at cat dog sat mat sofa car road fast slow "
@@ -53,6 +64,12 @@ def tiny_encoder(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def eval_dir() -> Path:
-    if not (EVAL_DIR / "scifact" / "corpus.jsonl").is_file():
-        pytest.skip(f"shared eval data not found at {EVAL_DIR}")
+    from jasper_rag.eval.data import missing_eval_files
+
+    missing = missing_eval_files(EVAL_DIR)
+    if missing:
+        pytest.skip(
+            f"no eval data at {EVAL_DIR} ({missing[0]} missing): set JASPER_EVAL_DIR, or run "
+            "`make eval-data` (EVAL_SRC=PATH for a local copy)"
+        )
     return EVAL_DIR

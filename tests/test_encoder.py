@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jasper_rag.encoder import JasperEncoder, load_encoder
+from jasper_rag.encoder import POOLED, JasperEncoder, load_encoder
 from jasper_rag.teachers import TeacherEnsemble, model_teachers
 
 TEXTS = ["the cat sat on the mat", "protein cells and cancer risk", "paris is the capital of france", "a"]
@@ -44,8 +44,8 @@ def test_pool_texts_matches_one_padded_batch_with_gradients(tiny_encoder: Jasper
 
 def test_head_selection(tiny_encoder: JasperEncoder) -> None:
     assert tiny_encoder.dims == [32, 48, 16, 8]
-    assert tiny_encoder.head_for_dim(None) is None
-    assert tiny_encoder.head_for_dim(32) is None
+    assert tiny_encoder.head_for_dim(None) == POOLED
+    assert tiny_encoder.head_for_dim(32) == POOLED
     assert tiny_encoder.head_for_dim(16) == "d16"
     with pytest.raises(ValueError, match="no head of dimension 7"):
         tiny_encoder.head_for_dim(7)

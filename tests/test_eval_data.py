@@ -6,11 +6,13 @@ Also holds the tiny data sets the other eval tests use (``write_beir``, ``write_
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from jasper_rag.eval.data import EvalDataError, is_beir_folder, load_beir, load_sts_pairs
+from jasper_rag.eval.data import EVAL_FILES, EvalDataError, is_beir_folder, load_beir, load_sts_pairs
+from jasper_rag.eval.tasks import load_task
 
 TINY_DOCS = {
     "d1": ("Cats", "the cat sat on the mat"),
@@ -47,6 +49,17 @@ def write_sts(path: Path) -> Path:
     lines[1] += "\textra\tcolumns"  # some real lines carry trailing columns
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def write_eval_folder(root: Path) -> Path:
+    """A complete, tiny eval folder in the layout `jasper-rag eval-data` provides (``EVAL_FILES``)."""
+    write_beir(root / "scifact")
+    (root / "stsbenchmark").mkdir(parents=True)
+    write_sts(root / "stsbenchmark" / "sts-test.csv")
+    dev = write_sts(root / "stsbenchmark" / "sts-dev.csv")
+    dev.write_text(dev.read_text(encoding="utf-8").replace("2012test", "2012dev"), encoding="utf-8")
+    (root / "stsbenchmark" / "LICENSE.txt").write_text("Notes on datasets and licenses: tiny test copy.\n")
+    return root
 
 
 def test_beir_folder_is_read_like_mteb(tmp_path: Path) -> None:
@@ -97,3 +110,27 @@ def test_bad_beir_files_name_file_and_line(tmp_path: Path) -> None:
 
     with pytest.raises(EvalDataError, match="file not found"):
         load_beir(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("task", "missing"),
+    [("scifact", "scifact/corpus.jsonl"), ("stsbenchmark", "stsbenchmark/sts-test.csv"), ("faq", "sts-test.csv")],
+)
+def test_missing_eval_data_names_the_folder_and_the_fix(tmp_path: Path, task: str, missing: str) -> None:
+    eval_dir = tmp_path / "no-eval"
+    with pytest.raises(EvalDataError) as caught:
+        load_task(task, eval_dir)
+    message = str(caught.value)
+    assert f"no eval data in {eval_dir}" in message and missing in message
+    assert message.endswith("run jasper-rag eval-data (or set JASPER_EVAL_DIR)")
+
+
+def test_partial_eval_folder_names_the_missing_file(tmp_path: Path) -> None:
+    eval_dir = write_eval_folder(tmp_path / "eval")
+    assert all((eval_dir / name).is_file() for name in EVAL_FILES)
+    (eval_dir / "scifact" / "qrels" / "test.tsv").unlink()
+    with pytest.raises(EvalDataError, match=r"\(scifact/qrels/test\.tsv not found\): run jasper-rag eval-data"):
+        load_task("scifact", eval_dir)
+    (eval_dir / "stsbenchmark" / "sts-dev.csv").unlink()
+    with pytest.raises(EvalDataError, match=re.escape(f"no eval data in {eval_dir} (stsbenchmark/sts-dev.csv not")):
+        load_sts_pairs(eval_dir / "stsbenchmark" / "sts-dev.csv")  # what calibrate-faq reads by default

@@ -22,9 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from jasper_rag.embedding import normalize_rows
-from jasper_rag.encoder import JasperEncoder
+from jasper_rag.encoder import POOLED, JasperEncoder
 
-POOLED = "pooled"
 TRACE_TEXTS = ("a short text", "a somewhat longer text, so that the traced batch has padding in it")
 
 

@@ -1,6 +1,8 @@
 """Readers for the evaluation formats: BEIR folders (retrieval) and STS Benchmark pair files.
 
-Every reader fails with an ``EvalDataError`` naming the file and line, never a bare traceback.
+Every reader fails with an ``EvalDataError`` naming the file and line, never a bare traceback. A
+missing file of the eval folder's layout (``EVAL_FILES``, what ``jasper-rag eval-data`` provides)
+names the folder and says how to fill it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,34 @@ from pathlib import Path
 from jasper_rag.jsonl import json_objects
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
+STS_FILES = ("sts-test.csv", "sts-dev.csv", "LICENSE.txt")
+# The eval folder's layout (relative paths): SciFact (BEIR, test split) and the STS Benchmark.
+EVAL_FILES = (*(f"scifact/{name}" for name in BEIR_FILES), *(f"stsbenchmark/{name}" for name in STS_FILES))
+EVAL_DATA_HINT = "run jasper-rag eval-data (or set JASPER_EVAL_DIR)"
 
 
 class EvalDataError(ValueError):
     """An evaluation file is missing or malformed."""
+
+
+def missing_eval_files(eval_dir: str | Path) -> list[str]:
+    """The files of ``EVAL_FILES`` that ``eval_dir`` lacks."""
+    return [name for name in EVAL_FILES if not (Path(eval_dir) / name).is_file()]
+
+
+def no_eval_data(eval_dir: str | Path, missing: str) -> EvalDataError:
+    """The error for an eval folder without the expected data: names the folder and the way to fill it."""
+    return EvalDataError(f"no eval data in {eval_dir} ({missing} not found): {EVAL_DATA_HINT}")
+
+
+def _not_found(path: Path) -> EvalDataError:
+    """``path`` is missing: when it is one of the eval folder's files, say which folder and how to fill it."""
+    for name in EVAL_FILES:
+        parts = Path(name).parts
+        if path.parts[-len(parts) :] == parts:
+            folder = Path(*path.parts[: -len(parts)]) if len(path.parts) > len(parts) else Path(".")
+            return no_eval_data(folder, name)
+    return EvalDataError(f"{path}: file not found")
 
 
 @dataclass(frozen=True)
@@ -44,7 +70,7 @@ def is_beir_folder(folder: Path) -> bool:
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
-        raise EvalDataError(f"{path}: file not found")
+        raise _not_found(path)
     with path.open(encoding="utf-8") as handle:
         for number, record in json_objects(handle, EvalDataError, str(path)):
             if "_id" not in record:
@@ -79,7 +105,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirSet:
 
 def _load_qrels(path: Path) -> dict[str, dict[str, int]]:
     if not path.is_file():
-        raise EvalDataError(f"{path}: file not found")
+        raise _not_found(path)
     qrels: dict[str, dict[str, int]] = {}
     with path.open(encoding="utf-8", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
@@ -103,7 +129,7 @@ def load_sts_pairs(path: str | Path) -> list[ScoredPair]:
     """
     path = Path(path)
     if not path.is_file():
-        raise EvalDataError(f"{path}: file not found")
+        raise _not_found(path)
     pairs = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from jasper_rag.embedding import TextEncoder, normalize_rows
-from jasper_rag.encoder import JasperEncoder
+from jasper_rag.encoder import POOLED, JasperEncoder
 
 
 def _check_dim(base: TextEncoder, dim: int) -> None:
@@ -100,8 +100,8 @@ class SharedPassHeads:
         return np.stack([found[text] for text in texts])
 
     @torch.inference_mode()
-    def _project(self, head: str | None, pooled: np.ndarray) -> np.ndarray:
-        if head is None:
+    def _project(self, head: str, pooled: np.ndarray) -> np.ndarray:
+        if head == POOLED:
             return normalize_rows(pooled)
         layer = self.encoder.heads[head]
         weight, bias = layer.weight.detach().float().cpu().numpy(), layer.bias.detach().float().cpu().numpy()
@@ -113,7 +113,7 @@ class _SharedHeadView:
 
     def __init__(self, shared: SharedPassHeads, head_view: TextEncoder) -> None:
         self.shared = shared
-        self.head = getattr(head_view, "head", None)
+        self.head = getattr(head_view, "head", POOLED)
         self.name = head_view.name
         self.dim = head_view.dim
         self._fingerprint = head_view.fingerprint()

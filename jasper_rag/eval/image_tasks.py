@@ -25,7 +25,6 @@ from jasper_rag.encoder import JasperEncoder
 from jasper_rag.eval.tasks import Scores, _embed, _sample
 from jasper_rag.vision.data import CaptionedImage, read_image_set
 from jasper_rag.vision.features import image_features
-from jasper_rag.vision.tower import head_vectors
 
 RECALL_KS = (1, 5, 10)
 LABEL_PROMPT = "a picture of {}"
@@ -46,7 +45,7 @@ def image_vectors(encoder: JasperEncoder, dim: int, features: np.ndarray) -> np.
     assert encoder.vision is not None
     encoder.eval()
     hidden = encoder.vision.project(torch.from_numpy(features).to(encoder.device))
-    return normalize_rows(head_vectors(encoder, hidden, encoder.head_for_dim(dim)).float().cpu().numpy())
+    return normalize_rows(encoder.head_output(encoder.head_for_dim(dim), hidden).float().cpu().numpy())
 
 
 def recall_at_ks(similarity: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int] = RECALL_KS) -> list[float]:

@@ -17,7 +17,16 @@ from typing import Protocol
 import numpy as np
 
 from jasper_rag.embedding import TextEncoder, normalize_rows
-from jasper_rag.eval.data import BeirSet, EvalDataError, ScoredPair, is_beir_folder, load_beir, load_sts_pairs
+from jasper_rag.eval.data import (
+    BeirSet,
+    EvalDataError,
+    ScoredPair,
+    is_beir_folder,
+    load_beir,
+    load_sts_pairs,
+    missing_eval_files,
+    no_eval_data,
+)
 from jasper_rag.eval.metrics import (
     calibrate_threshold,
     mrr_at_k,
@@ -242,6 +251,9 @@ def load_task(spec: str, eval_dir: str | Path, faq_target_precision: float = 0.9
         return RetrievalTask.from_folder(folder)
     if path.is_file():
         return STSTask.from_file(path, name=path.stem)
+    missing = missing_eval_files(eval_dir)
+    if key == "scifact" and any(name.startswith("scifact/") for name in missing):
+        raise no_eval_data(eval_dir, next(name for name in missing if name.startswith("scifact/")))
     raise EvalDataError(
         f"task '{spec}': expected 'stsbenchmark', 'faq', 'images', 'zeroshot', a BEIR folder "
         f"(corpus.jsonl, queries.jsonl, qrels/test.tsv) inside {eval_dir} or at that path, or an STS-format file"

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from jasper_rag.embedding import normalize_rows
-
-POOLED = "pooled"
+from jasper_rag.encoder import POOLED
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def embed_heads(
         rows = order[start : start + batch_size]
         outputs = encoder(**encoder.tokenize([texts[i] for i in rows]))
         for head in heads:
-            out[head][rows] = outputs["pooled" if head == POOLED else head].float().cpu().numpy()
+            out[head][rows] = outputs[head].float().cpu().numpy()
         if on_batch is not None:
             on_batch(len(rows))
     encoder.train(was_training)

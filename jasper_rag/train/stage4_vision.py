@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 
 from jasper_rag.config import get_settings
-from jasper_rag.encoder import CONFIG_FILE, JasperEncoder, load_encoder
+from jasper_rag.encoder import CONFIG_FILE, POOLED, JasperEncoder, load_encoder
 from jasper_rag.train.losses import DistillationLoss, LossWeights
 from jasper_rag.train.trainer import StepLosses, TrainConfig, Trainer
 from jasper_rag.vision.classes import imagenet_class_names
 from jasper_rag.vision.data import CaptionedImage, read_image_set
 from jasper_rag.vision.features import image_features
-from jasper_rag.vision.tower import caption_free_tower, head_vectors
+from jasper_rag.vision.tower import caption_free_tower
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +61,18 @@ class Stage4Config:
     max_steps: int | None = None
 
 
-def vision_heads(encoder: JasperEncoder) -> list[str | None]:
-    """The heads stage 4 aligns: every named head, or the pooled vector (None) when there is none."""
-    return list(encoder.heads) or [None]
-
-
-def head_label(head: str | None) -> str:
-    return head or "pooled"
+def vision_heads(encoder: JasperEncoder) -> list[str]:
+    """The heads stage 4 aligns: every named head, or the pooled vector (``POOLED``) when there is none."""
+    return list(encoder.heads) or [POOLED]
 
 
 @torch.no_grad()
-def caption_targets(encoder: JasperEncoder, captions: Sequence[str]) -> dict[str | None, torch.Tensor]:
+def caption_targets(encoder: JasperEncoder, captions: Sequence[str]) -> dict[str, torch.Tensor]:
     """The frozen text side's unit caption vectors, per head (the backbone runs once per caption)."""
     pooled = torch.from_numpy(encoder.encode(captions, dim=None, normalize=False, show_progress=True))
     pooled = pooled.to(encoder.device)
     return {
-        head: torch.nn.functional.normalize(head_vectors(encoder, pooled, head), dim=-1).cpu()
+        head: torch.nn.functional.normalize(encoder.head_output(head, pooled), dim=-1).cpu()
         for head in vision_heads(encoder)
     }
 
@@ -84,7 +80,7 @@ def caption_targets(encoder: JasperEncoder, captions: Sequence[str]) -> dict[str
 def vision_step_losses(
     encoder: JasperEncoder,
     features: torch.Tensor,
-    targets: dict[str | None, torch.Tensor],
+    targets: dict[str, torch.Tensor],
     loss: DistillationLoss,
 ) -> StepLosses:
     """The batch loss of stage 4: the three terms on every head, the heads' totals averaged."""
@@ -96,9 +92,9 @@ def vision_step_losses(
         hidden = tower.project(features[indices].to(encoder.device))
         terms: dict[str, torch.Tensor] = {}
         for head, target in targets.items():
-            head_terms = loss(head_vectors(encoder, hidden, head), target[indices].to(encoder.device))
-            terms.update({f"{head_label(head)}/{name}": value for name, value in head_terms.items()})
-        terms["total"] = torch.stack([terms[f"{head_label(head)}/total"] for head in targets]).mean()
+            head_terms = loss(encoder.head_output(head, hidden), target[indices].to(encoder.device))
+            terms.update({f"{head}/{name}": value for name, value in head_terms.items()})
+        terms["total"] = torch.stack([terms[f"{head}/total"] for head in targets]).mean()
         return terms
 
     return step
@@ -131,7 +127,7 @@ def train_stage4(
     features = torch.from_numpy(image_features(encoder.vision, images_dir, [r.file for r in records]))
     targets = caption_targets(encoder, [r.caption for r in records])
     batch = min(config.batch_size, max(2, len(records)))  # a single image: batches of it alone, as with 1
-    log.info("stage 4: %d images, heads %s, batch %d", len(records), [head_label(h) for h in targets], batch)
+    log.info("stage 4: %d images, heads %s, batch %d", len(records), list(targets), batch)
     trainer = Trainer(
         encoder.vision.projection,
         parameters,

@@ -96,8 +96,3 @@ def caption_free_tower(
     with torch.no_grad():
         tower.projection.class_vectors.copy_(torch.from_numpy(pooled))
     return tower.to(encoder.device)
-
-
-def head_vectors(encoder: JasperEncoder, hidden: torch.Tensor, head: str | None) -> torch.Tensor:
-    """Raw vectors of one head (None = the pooled hidden vector itself) from hidden vectors."""
-    return hidden if head is None else encoder.heads[head](hidden)
