@@ -100,6 +100,23 @@ def test_incomplete_data_is_replaced(tmp_path: Path, source: Path) -> None:
     assert_same_tasks(target, source)
 
 
+def test_a_failed_rename_puts_the_previous_task_folder_back(tmp_path: Path, source: Path, monkeypatch) -> None:
+    target = tmp_path / "eval"
+    fill_eval_dir(target, source)
+    before = snapshot(target)
+    real_replace = fetch.os.replace
+
+    def replace(src, dst):
+        if Path(src).name == "stsbenchmark" and Path(src).parent.name == "new":
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fetch.os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"):
+        fill_eval_dir(target, source, force=True)
+    assert snapshot(target) == before
+
+
 def test_incomplete_source_is_refused_and_the_target_kept(tmp_path: Path, source: Path) -> None:
     target = tmp_path / "eval"
     fill_eval_dir(target, source)

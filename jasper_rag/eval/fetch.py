@@ -207,13 +207,20 @@ def _staging(eval_dir: Path) -> Iterator[Path]:
 
 
 def _install(built: Path, eval_dir: Path, old: Path) -> None:
-    """Rename each task folder of ``built`` into ``eval_dir``; a previous one is moved into ``old`` first."""
+    """Rename each task folder of ``built`` into ``eval_dir``; a previous one is moved into ``old`` first
+    (and put back if the new one cannot be renamed in)."""
     old.mkdir()
     for name in TASK_FOLDERS:
         target = eval_dir / name
-        if target.exists() or target.is_symlink():
+        moved = target.exists() or target.is_symlink()
+        if moved:
             os.replace(target, old / name)
-        os.replace(built / name, target)
+        try:
+            os.replace(built / name, target)
+        except OSError:
+            if moved:
+                os.replace(old / name, target)
+            raise
 
 
 # --------------------------------------------------------------------------- local copies
