@@ -4,11 +4,14 @@ The full head (``full``) maps the pooled hidden state to the teacher ensemble's 
 (paper's FC1); reduced heads (``d256``, ``d128``, ...) map it to MRL-style small dimensions
 (paper's FC2..FC4). ``encode(texts, dim=...)`` picks a head by its output size;
 ``dim=None`` returns the backbone's own pooled vector, whose name wherever heads are named is ``POOLED``.
+``encode_heads(texts)`` returns every head's vectors (``POOLED`` included) from one backbone pass: each
+head is a linear map of the pooled state, so several heads never need several passes.
 
 Saved format (no network needed to load): ``jasper_config.json`` + ``model.safetensors`` +
 the backbone's ``config.json`` + tokenizer files. An optional vision tower (``attach_vision``,
 ``jasper_rag.vision``) is saved in the same files (its architecture under ``extra["vision"]``) and
-embeds images into every head's space: ``encode_images(images, dim=...)``.
+embeds images into every head's space: ``encode_images(images, dim=...)``, or every head at once from
+one pass of the tower: ``encode_image_heads(images)``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -134,6 +137,15 @@ class JasperEncoder(nn.Module):
         """Raw (unnormalised) vectors of head ``name`` from pooled text or image hidden vectors."""
         return hidden if name == POOLED else self.heads[name](hidden)
 
+    def head_names(self, heads: Sequence[str] | None = None) -> list[str]:
+        """``heads`` checked against the model, or every name it has: ``POOLED``, then each head."""
+        available = [POOLED, *self.heads]
+        names = available if heads is None else list(heads)
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise ValueError(f"no head named {unknown}; available: {available}")
+        return names
+
     # ----------------------------------------------------------------- forward
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise with padding and truncation to ``max_length``, on the model's device."""
@@ -152,20 +164,28 @@ class JasperEncoder(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
-    def pool_texts(self, texts: Sequence[str], chunk_size: int = 32, show_progress: bool = False) -> torch.Tensor:
+    def pool_texts(
+        self,
+        texts: Sequence[str],
+        chunk_size: int = 32,
+        show_progress: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
         """Pooled states of ``texts`` in input order (with gradients unless called under inference mode).
 
         The backbone runs on length-sorted chunks of ``chunk_size`` texts, longest first, each padded
         only to its own longest text: the same vectors as one padded batch (attention and mean pooling
         ignore padding; only dropout's random draws differ), at a fraction of the padded tokens when
         lengths vary (stage 2 of the default recipe: 8.4 s a step of 128 texts instead of 22 on 2 cores).
+        ``on_batch(n)`` is called after each chunk of ``n`` texts (progress bars).
         """
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        starts = range(0, len(order), chunk_size)
-        chunks = [
-            self.pool(**self.tokenize([texts[i] for i in order[start : start + chunk_size]]))
-            for start in tqdm(starts, desc="encoding", unit="batch", disable=not show_progress)
-        ]
+        chunks = []
+        for start in tqdm(range(0, len(order), chunk_size), desc="encoding", unit="batch", disable=not show_progress):
+            rows = order[start : start + chunk_size]
+            chunks.append(self.pool(**self.tokenize([texts[i] for i in rows])))
+            if on_batch is not None:
+                on_batch(len(rows))
         inverse = torch.empty(len(order), dtype=torch.long, device=self.device)
         inverse[torch.tensor(order, device=self.device)] = torch.arange(len(order), device=self.device)
         return torch.cat(chunks)[inverse]
@@ -180,7 +200,38 @@ class JasperEncoder(nn.Module):
             outputs[name] = head(pooled)
         return outputs
 
+    def _head_arrays(self, hidden: torch.Tensor, names: Sequence[str], normalize: bool) -> dict[str, np.ndarray]:
+        """Each named head's float32 vectors of ``hidden`` (unit rows when ``normalize``)."""
+        arrays = {name: self.head_output(name, hidden).float().cpu().numpy() for name in names}
+        return {name: normalize_rows(vectors) if normalize else vectors for name, vectors in arrays.items()}
+
     @torch.inference_mode()
+    def encode_heads(
+        self,
+        texts: Sequence[str],
+        heads: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        show_progress: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Head name -> float32 vectors ``(len(texts), head size)`` of ``texts``, for every head
+        (``POOLED`` first) or those named in ``heads``; rows unit length when ``normalize``.
+
+        One backbone pass serves them all: texts are batched longest-first (less padding; ``on_batch(n)``
+        after each batch) and returned in input order.
+        """
+        names = self.head_names(heads)
+        if len(texts) == 0:
+            return {name: np.zeros((0, self.head_dim(name)), dtype=np.float32) for name in names}
+        was_training = self.training
+        self.eval()
+        try:
+            pooled = self.pool_texts(texts, batch_size or self.batch_size, show_progress, on_batch)
+        finally:
+            self.train(was_training)
+        return self._head_arrays(pooled, names, normalize)
+
     def encode(
         self,
         texts: Sequence[str],
@@ -189,23 +240,40 @@ class JasperEncoder(nn.Module):
         normalize: bool = True,
         show_progress: bool = False,
     ) -> np.ndarray:
-        """Embed texts as a float32 array ``(len(texts), dim)``; rows unit length when ``normalize``.
-
-        Texts are batched longest-first (less padding) and returned in input order.
-        """
+        """Embed texts as a float32 array ``(len(texts), dim)`` with the head of that size (None: the
+        pooled vector); rows unit length when ``normalize``. ``encode_heads`` for one head."""
         head = self.head_for_dim(dim)
-        size = batch_size or self.batch_size
-        out_dim = self.head_dim(head)
-        if len(texts) == 0:
-            return np.zeros((0, out_dim), dtype=np.float32)
-        was_training = self.training
-        self.eval()
-        pooled = self.pool_texts(texts, size, show_progress)
-        self.train(was_training)
-        vectors = self.head_output(head, pooled).float().cpu().numpy()
-        return normalize_rows(vectors) if normalize else vectors
+        return self.encode_heads(texts, [head], batch_size, normalize, show_progress)[head]
 
     @torch.inference_mode()
+    def encode_image_heads(
+        self,
+        images: Sequence[object],
+        heads: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        show_progress: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Head name -> float32 vectors of PIL images in each head's text space (``encode_heads`` for
+        images): the vision tower runs once per image whatever the number of heads."""
+        if self.vision is None:
+            raise ValueError(
+                f"encoder '{self.config.source}' has no vision tower: attach one with `jasper-rag train-vision`"
+            )
+        from jasper_rag.vision.images import to_pixels
+
+        names = self.head_names(heads)
+        size = batch_size or self.batch_size
+        was_training = self.training
+        self.eval()
+        hidden = [torch.zeros((0, self.hidden_size), device=self.device)]
+        try:
+            for start in tqdm(range(0, len(images), size), desc="encoding images", disable=not show_progress):
+                hidden.append(self.vision(to_pixels(images[start : start + size]).to(self.device)))  # type: ignore[arg-type]
+        finally:
+            self.train(was_training)
+        return self._head_arrays(torch.cat(hidden), names, normalize)
+
     def encode_images(
         self,
         images: Sequence[object],
@@ -215,25 +283,8 @@ class JasperEncoder(nn.Module):
         show_progress: bool = False,
     ) -> np.ndarray:
         """Embed PIL images as a float32 array ``(len(images), dim)`` in the space of ``encode(texts, dim)``."""
-        if self.vision is None:
-            raise ValueError(
-                f"encoder '{self.config.source}' has no vision tower: attach one with `jasper-rag train-vision`"
-            )
-        from jasper_rag.vision.images import to_pixels
-
         head = self.head_for_dim(dim)
-        size = batch_size or self.batch_size
-        out_dim = self.head_dim(head)
-        was_training = self.training
-        self.eval()
-        chunks = [np.zeros((0, out_dim), dtype=np.float32)]
-        starts = range(0, len(images), size)
-        for start in tqdm(starts, desc="encoding images", unit="batch", disable=not show_progress):
-            hidden = self.vision(to_pixels(images[start : start + size]).to(self.device))  # type: ignore[arg-type]
-            chunks.append(self.head_output(head, hidden).float().cpu().numpy())
-        self.train(was_training)
-        vectors = np.concatenate(chunks)
-        return normalize_rows(vectors) if normalize else vectors
+        return self.encode_image_heads(images, [head], batch_size, normalize, show_progress)[head]
 
     def at(self, dim: int | None = None) -> HeadEncoder:
         """This encoder seen through one head, as a ``TextEncoder`` (for eval, search, ingest)."""
@@ -327,9 +378,7 @@ class HeadEncoder:
         return f"{self.encoder.fingerprint()}-{self.head}"
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        return self.encoder.encode(
-            texts, dim=None if self.head == POOLED else self.dim, batch_size=batch_size, show_progress=show_progress
-        )
+        return self.encoder.encode_heads(texts, [self.head], batch_size, show_progress=show_progress)[self.head]
 
 
 def load_encoder(name_or_path: str | Path, device: str | None = None) -> JasperEncoder:

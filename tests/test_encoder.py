@@ -114,3 +114,37 @@ def test_settings_are_read_at_load_time_not_by_encode(tiny_encoder: JasperEncode
     assert loaded.batch_size == 3 and tiny_encoder.batch_size == 32
     monkeypatch.setattr(encoder_module, "get_settings", lambda: pytest.fail("encode read the settings"))
     np.testing.assert_allclose(loaded.encode(TEXTS, dim=16), tiny_encoder.encode(TEXTS, dim=16), atol=1e-6)
+
+
+def count_calls(module: torch.nn.Module, method: str, monkeypatch) -> list[int]:
+    """Wrap ``module.<method>`` so that every call appends 1 to the returned list."""
+    calls: list[int] = []
+    original = getattr(module, method)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, method, counted)
+    return calls
+
+
+def test_encode_heads_gives_every_heads_encode_from_one_backbone_pass(tiny_encoder: JasperEncoder, monkeypatch) -> None:
+    calls = count_calls(tiny_encoder.backbone, "forward", monkeypatch)
+    vectors = tiny_encoder.encode_heads(TEXTS, batch_size=len(TEXTS))
+    assert len(calls) == 1  # four outputs, one pass
+    assert list(vectors) == [POOLED, "full", "d16", "d8"]
+    for name, dim in ((POOLED, None), ("full", 48), ("d16", 16), ("d8", 8)):
+        np.testing.assert_allclose(vectors[name], tiny_encoder.encode(TEXTS, dim=dim, batch_size=2), atol=1e-6)
+    assert len(calls) == 1 + 4 * 2  # per-head encode: a pass per head (two batches each)
+    raw = tiny_encoder.encode_heads(TEXTS, heads=["d8", POOLED], normalize=False)
+    assert list(raw) == ["d8", POOLED]
+    np.testing.assert_allclose(raw["d8"], tiny_encoder.encode(TEXTS, dim=8, normalize=False), atol=1e-6)
+    batches: list[int] = []
+    tiny_encoder.encode_heads(TEXTS, heads=["d16"], batch_size=3, on_batch=batches.append)
+    assert batches == [3, 1]
+    assert tiny_encoder.encode_heads([], heads=["d16", POOLED])["d16"].shape == (0, 16)
+    with pytest.raises(ValueError, match="no head named"):
+        tiny_encoder.encode_heads(TEXTS, heads=["d7"])
+    with pytest.raises(ValueError, match="names the pooled vector"):
+        tiny_encoder.add_head(POOLED, 4)

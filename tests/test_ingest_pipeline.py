@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 from typer.testing import CliRunner
 
 from jasper_rag.cli import app
-from jasper_rag.embedding import normalize_rows
 from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.store import DocumentStatus, StoreModelMismatchError
 from jasper_rag.store.doctor import check, repair
@@ -168,8 +168,12 @@ def test_images_are_embedded_once_the_encoder_can(tmp_path, encoder):
     store = make_store(tmp_path)
     ingest_paths([corpus], encoder, store, small_settings(), progress=False)
     rng = np.random.default_rng(0)
-    encoder.vision = nn.Identity()  # stands in for a trained vision tower
-    encoder.encode_images = lambda images, dim=None: normalize_rows(rng.standard_normal((len(images), dim or 32)))
+
+    class RandomTower(nn.Module):  # stands in for a trained vision tower: pixels -> hidden vectors
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(rng.standard_normal((len(pixels), encoder.hidden_size)).astype(np.float32))
+
+    encoder.vision = RandomTower()
     summary = ingest_paths([corpus], encoder, store, small_settings(), progress=False)
     assert {Path(o.path).name for o in summary.outcomes if o.status == "ingested"} == {
         "pipeline.png",

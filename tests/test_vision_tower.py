@@ -88,3 +88,16 @@ def test_backbone_stays_in_eval_mode(vision_encoder) -> None:
     vision_encoder.vision.train()
     assert vision_encoder.vision.projection.training and not vision_encoder.vision.backbone.training
     vision_encoder.eval()
+
+
+def test_encode_image_heads_runs_the_tower_once_for_every_head(vision_encoder, monkeypatch) -> None:
+    from tests.test_encoder import count_calls
+
+    images = random_images(3)
+    calls = count_calls(vision_encoder.vision, "features", monkeypatch)
+    vectors = vision_encoder.encode_image_heads(images, batch_size=4)
+    assert len(calls) == 1 and list(vectors) == ["pooled", "full", "d16", "d8"]
+    for name, dim in (("pooled", None), ("full", 48), ("d16", 16), ("d8", 8)):
+        np.testing.assert_allclose(vectors[name], vision_encoder.encode_images(images, dim=dim), atol=1e-6)
+    assert len(calls) == 1 + 4  # per-head encode_images: a tower pass per head
+    assert vision_encoder.encode_image_heads([], heads=["d8"])["d8"].shape == (0, 8)

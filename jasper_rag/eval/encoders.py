@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from jasper_rag.embedding import TextEncoder, normalize_rows
-from jasper_rag.encoder import POOLED, JasperEncoder
+from jasper_rag.encoder import HeadEncoder, JasperEncoder
 
 
 def _check_dim(base: TextEncoder, dim: int) -> None:
@@ -89,31 +88,22 @@ class SharedPassHeads:
         unique = list(dict.fromkeys(texts))
         todo = [text for text in unique if text not in pending]
         if todo:
-            pooled = self.encoder.encode(
-                todo, dim=None, batch_size=batch_size, normalize=False, show_progress=show_progress
-            )
+            heads = [view.head for view in self.views.values()]
+            vectors = self.encoder.encode_heads(todo, heads, batch_size, show_progress=show_progress)
             for other, view in self.views.items():
-                self._pending[other].update(zip(todo, self._project(view.head, pooled), strict=True))
+                self._pending[other].update(zip(todo, vectors[view.head], strict=True))
         found = {text: pending.pop(text) for text in unique}
         if not texts:
             return np.zeros((0, self.views[dim].dim), dtype=np.float32)
         return np.stack([found[text] for text in texts])
 
-    @torch.inference_mode()
-    def _project(self, head: str, pooled: np.ndarray) -> np.ndarray:
-        if head == POOLED:
-            return normalize_rows(pooled)
-        layer = self.encoder.heads[head]
-        weight, bias = layer.weight.detach().float().cpu().numpy(), layer.bias.detach().float().cpu().numpy()
-        return normalize_rows(pooled @ weight.T + bias)
-
 
 class _SharedHeadView:
     """A ``TextEncoder`` for one head of a ``SharedPassHeads``."""
 
-    def __init__(self, shared: SharedPassHeads, head_view: TextEncoder) -> None:
+    def __init__(self, shared: SharedPassHeads, head_view: HeadEncoder) -> None:
         self.shared = shared
-        self.head = getattr(head_view, "head", POOLED)
+        self.head = head_view.head
         self.name = head_view.name
         self.dim = head_view.dim
         self._fingerprint = head_view.fingerprint()

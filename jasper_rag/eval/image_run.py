@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jasper_rag.config import get_settings
 from jasper_rag.encoder import load_encoder
+from jasper_rag.eval.encoders import SharedPassHeads
 from jasper_rag.eval.image_tasks import ImageCaptionTask, ZeroShotTask
 from jasper_rag.eval.report import markdown_table, write_json
 from jasper_rag.eval.runner import ResultRow
@@ -38,12 +39,13 @@ def run_image_eval(
     tasks = [ImageCaptionTask.from_folder(images_dir), ZeroShotTask.from_folder(images_dir)]
     towers = {TOWERS[0]: caption_free_tower(encoder, imagenet_class_names()), TOWERS[1]: encoder.vision}
     dims = [head.out_features for head in encoder.heads.values()] or [encoder.hidden_size]
+    shared = SharedPassHeads(encoder, dims)  # one text backbone pass gives every head's caption vectors
     label = Path(model).name or str(model)
     rows: list[ResultRow] = []
     for tower_name, tower in towers.items():
         encoder.vision = tower
         for dim in dims:
-            view = CachedEncoder(encoder.at(dim), settings.cache_dir / "vectors")
+            view = CachedEncoder(shared.view(dim), settings.cache_dir / "vectors")
             for task in tasks:
                 began = time.perf_counter()
                 scores = task.evaluate(view, batch_size=settings.batch_size)

@@ -23,7 +23,6 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from jasper_rag.config import Settings, get_settings
-from jasper_rag.embedding import normalize_rows
 from jasper_rag.ingest.chunking import Chunker
 from jasper_rag.ingest.loaders import (
     Content,
@@ -46,10 +45,9 @@ from jasper_rag.store import (
     ImageEntry,
     Store,
     embed_heads,
-    encoder_heads,
     model_identity,
 )
-from jasper_rag.store.heads import head_dim_argument
+from jasper_rag.store.heads import embed_image_heads
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +93,15 @@ def is_under(path: str, roots: Sequence[Path]) -> bool:
 
 def can_embed_images(encoder) -> bool:
     """The vision hook: an encoder with a vision tower embeds images into its heads' spaces through
-    ``encode_images(images, dim=...)`` (``jasper_rag.vision``)."""
-    return getattr(encoder, "vision", None) is not None and callable(getattr(encoder, "encode_images", None))
+    ``encode_image_heads(images, heads)`` (``jasper_rag.vision``)."""
+    return getattr(encoder, "vision", None) is not None and callable(getattr(encoder, "encode_image_heads", None))
 
 
 def embed_image(encoder, data: bytes) -> dict[str, np.ndarray]:
-    """One image's vectors for every store head, through the encoder's ``encode_images``."""
+    """One image's vectors for every store head, from one pass of the encoder's vision tower."""
     with Image.open(io.BytesIO(data)) as image:
         rgb = image.convert("RGB")
-    return {
-        head: normalize_rows(encoder.encode_images([rgb], dim=head_dim_argument(head, dim)))
-        for head, dim in encoder_heads(encoder).items()
-    }
+    return embed_image_heads(encoder, [rgb])
 
 
 def read_file(path: Path, limit_bytes: int) -> bytes:

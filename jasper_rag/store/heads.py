@@ -1,8 +1,8 @@
 """Which vectors the store keeps for an encoder, and how to compute all of them in one pass.
 
 Every named head of a ``JasperEncoder`` gets its own index (``full``, ``d256``, ...); an encoder
-without heads gets one index of its pooled vector, under the head name ``pooled``. One backbone
-forward pass feeds every head.
+without heads gets one index of its pooled vector, under the head name ``POOLED``. One backbone
+forward pass feeds every head (``JasperEncoder.encode_heads`` / ``encode_image_heads``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from jasper_rag.embedding import normalize_rows
 from jasper_rag.encoder import POOLED
 
 
@@ -35,34 +33,17 @@ def model_identity(encoder) -> ModelIdentity:
     return ModelIdentity(encoder.fingerprint(), encoder.config.source, encoder_heads(encoder))
 
 
-def head_dim_argument(head: str, dim: int) -> int | None:
-    """The ``dim`` to pass to ``encoder.encode`` for one store head (None = pooled vector)."""
-    return None if head == POOLED else dim
-
-
-@torch.inference_mode()
 def embed_heads(
     encoder,
     texts: Sequence[str],
-    batch_size: int = 32,
+    batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """L2-normalised float32 vectors of ``texts`` for every store head, from one forward pass per batch.
+    """Unit float32 vectors of ``texts`` for every store head, from one backbone pass
+    (``encoder.encode_heads``; ``on_batch(n)`` after each batch of ``n`` texts, for progress bars)."""
+    return encoder.encode_heads(list(texts), list(encoder_heads(encoder)), batch_size, on_batch=on_batch)
 
-    Batches run longest-first (less padding); rows come back in input order. ``on_batch(n)`` is
-    called after each batch of ``n`` texts (for progress bars).
-    """
-    heads = encoder_heads(encoder)
-    out = {head: np.empty((len(texts), dim), dtype=np.float32) for head, dim in heads.items()}
-    was_training = encoder.training
-    encoder.eval()
-    order = np.argsort([-len(text) for text in texts], kind="stable")
-    for start in range(0, len(texts), batch_size):
-        rows = order[start : start + batch_size]
-        outputs = encoder(**encoder.tokenize([texts[i] for i in rows]))
-        for head in heads:
-            out[head][rows] = outputs[head].float().cpu().numpy()
-        if on_batch is not None:
-            on_batch(len(rows))
-    encoder.train(was_training)
-    return {head: normalize_rows(vectors) for head, vectors in out.items()}
+
+def embed_image_heads(encoder, images: Sequence[object]) -> dict[str, np.ndarray]:
+    """Unit float32 vectors of images for every store head, from one pass of the vision tower."""
+    return encoder.encode_image_heads(list(images), list(encoder_heads(encoder)))

@@ -69,12 +69,8 @@ def vision_heads(encoder: JasperEncoder) -> list[str]:
 @torch.no_grad()
 def caption_targets(encoder: JasperEncoder, captions: Sequence[str]) -> dict[str, torch.Tensor]:
     """The frozen text side's unit caption vectors, per head (the backbone runs once per caption)."""
-    pooled = torch.from_numpy(encoder.encode(captions, dim=None, normalize=False, show_progress=True))
-    pooled = pooled.to(encoder.device)
-    return {
-        head: torch.nn.functional.normalize(encoder.head_output(head, pooled), dim=-1).cpu()
-        for head in vision_heads(encoder)
-    }
+    raw = encoder.encode_heads(captions, vision_heads(encoder), normalize=False, show_progress=True)
+    return {head: torch.nn.functional.normalize(torch.from_numpy(vectors), dim=-1) for head, vectors in raw.items()}
 
 
 def vision_step_losses(

@@ -8,7 +8,6 @@ from PIL import Image
 
 from jasper_rag.ingest.pipeline import can_embed_images
 from jasper_rag.search import Hit, Searcher
-from jasper_rag.store.heads import head_dim_argument
 
 
 def supports_image_queries(searcher: Searcher) -> bool:
@@ -28,8 +27,5 @@ def search_by_image(
     """Top-``k`` hits for an image query (images, and text too: they share one space)."""
     searcher.store.refresh()
     head = searcher.head_for(dim)
-    vectors = {
-        name: searcher.encoder.encode_images([image], dim=head_dim_argument(name, size))
-        for name, size in searcher.heads.items()
-    }
+    vectors = searcher.encoder.encode_image_heads([image], list(searcher.heads))  # one pass of the tower
     return searcher.search_vectors(vectors, k, head, kinds, file_types, searcher.funnel_head() if funnel else None)[0]
