@@ -125,26 +125,40 @@ def calibrate_faq_command(
     model: Annotated[str, typer.Argument(help="Saved model folder to calibrate (the threshold is stored in it).")],
     pairs: Annotated[
         Path | None,
-        typer.Option(help="STS-format file of labelled pairs (default: STSB dev)."),
+        typer.Option(help="STS-format file of labelled pairs, e.g. STSB dev (default: packaged faq-calibration.tsv)."),
     ] = None,
     target_precision: Annotated[float, typer.Option(min=0.01, max=1.0, help="Precision the threshold aims at.")] = 0.9,
     dim: Annotated[int | None, typer.Option(help="Head to calibrate (default: the full head).")] = None,
 ) -> None:
-    """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model."""
+    """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model.
+
+    Default pairs: about 400 hand-written FAQ-style question pairs shipped with the package
+    (paraphrases and same-domain different questions); see docs/faq-calibration.md.
+    """
+    from contextlib import nullcontext
+    from importlib import resources
+
     from jasper_rag.encoder import CONFIG_FILE, load_encoder
     from jasper_rag.eval.data import EvalDataError
-    from jasper_rag.search.faq import calibrate_faq_threshold, store_calibration, sts_calibration_set
+    from jasper_rag.search.faq import (
+        PACKAGED_PAIRS,
+        calibrate_faq_threshold,
+        packaged_calibration_pairs,
+        store_calibration,
+        sts_calibration_set,
+    )
 
     folder = Path(model)
     if not (folder / CONFIG_FILE).is_file():
         raise fail("calibrate-faq", f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
-    source = pairs or get_settings().eval_dir / "stsbenchmark" / "sts-dev.csv"
-    with exit_on("calibrate-faq", EvalDataError):
+    opened = nullcontext(pairs) if pairs is not None else resources.as_file(packaged_calibration_pairs())
+    name = pairs.name if pairs is not None else f"{PACKAGED_PAIRS} (packaged)"
+    with exit_on("calibrate-faq", EvalDataError), opened as source:
         bank, questions, expected = sts_calibration_set(source)
     encoder = load_encoder(folder)
     head_dim = dim if dim is not None else max(encoder.dims)
     calibration = calibrate_faq_threshold(
-        encoder.at(head_dim), bank, questions, expected, target_precision, source=f"{source.name} (dim {head_dim})"
+        encoder.at(head_dim), bank, questions, expected, target_precision, source=f"{name}, dim {head_dim}"
     )
     store_calibration(encoder, calibration, folder)
     typer.echo(json.dumps(calibration.as_dict(), indent=2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from jasper_rag.search.searcher import Hit, Searcher
 from jasper_rag.store import EntryKind
 
 FAQ_KEY = "faq"  # EncoderConfig.extra key of the calibration record
+PACKAGED_PAIRS = "faq-calibration.tsv"  # default calibration pairs, in jasper_rag/data
 
 
 class UncalibratedModelError(RuntimeError):
@@ -120,24 +122,41 @@ def calibrate_faq_threshold(
     return Calibration(float(threshold), target_precision, precision, coverage, len(questions), source)
 
 
-def sts_calibration_set(path: str | Path, paraphrase_gold: float = 4.0, unrelated_gold: float = 1.0):
-    """FAQ calibration data from an STS file: (bank, questions, expected).
+def packaged_calibration_pairs():
+    """The FAQ calibration pairs shipped with the package (``jasper_rag/data/faq-calibration.tsv``).
+
+    Hand-written FAQ-style questions in the STS Benchmark format (see docs/faq-calibration.md); an
+    ``importlib.resources`` Traversable, so it is found in an installed wheel too.
+    """
+    return resources.files("jasper_rag") / "data" / PACKAGED_PAIRS
+
+
+def sts_calibration_set(path: str | Path, paraphrase_gold: float = 4.0, unrelated_gold: float = 2.5):
+    """FAQ calibration data from an STS-format file: (bank, questions, expected).
 
     Pairs with gold >= ``paraphrase_gold`` give a bank entry (second sentence) and its paraphrase
-    (first sentence); pairs with gold <= ``unrelated_gold`` give unrelated questions (first sentence).
+    (first sentence); pairs with gold <= ``unrelated_gold`` ("not equivalent" on the STS scale) give
+    questions no entry answers (first sentence). Pairs in between (roughly equivalent, some important
+    detail differs) are ambiguous for an FAQ and left out. A sentence that is the second of several
+    paraphrase pairs is one bank entry; a question is used once.
     """
     pairs = load_sts_pairs(path)
     bank: list[str] = []
+    index: dict[str, int] = {}
     questions: list[str] = []
     expected: list[int | None] = []
+    asked: set[str] = set()
     for pair in pairs:
-        if pair.gold >= paraphrase_gold:
-            bank.append(pair.second)
+        if pair.gold >= paraphrase_gold and pair.first not in asked:
+            if pair.second not in index:
+                index[pair.second] = len(bank)
+                bank.append(pair.second)
+            asked.add(pair.first)
             questions.append(pair.first)
-            expected.append(len(bank) - 1)
-    known = set(bank)
+            expected.append(index[pair.second])
     for pair in pairs:
-        if pair.gold <= unrelated_gold and pair.first not in known:
+        if pair.gold <= unrelated_gold and pair.first not in index and pair.first not in asked:
+            asked.add(pair.first)
             questions.append(pair.first)
             expected.append(None)
     return bank, questions, expected

@@ -1,0 +1,114 @@
+"""The packaged FAQ calibration pairs (jasper_rag/data/faq-calibration.tsv) and `calibrate-faq`'s default."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jasper_rag.cli import app
+from jasper_rag.encoder import CONFIG_FILE
+from jasper_rag.eval.data import load_sts_pairs
+from jasper_rag.search.faq import FAQ_KEY, PACKAGED_PAIRS, packaged_calibration_pairs, sts_calibration_set
+from tests.conftest import make_tiny_encoder
+
+PAIRS = 400  # docs/faq-calibration.md quotes this count and the thresholds measured on it
+
+
+@pytest.fixture(scope="module")
+def packaged() -> Path:
+    resource = packaged_calibration_pairs()
+    assert resource.is_file(), "jasper_rag/data/faq-calibration.tsv is missing from the package"
+    return Path(str(resource))
+
+
+@pytest.fixture(scope="module")
+def rows(packaged: Path) -> list[list[str]]:
+    return [line.split("\t") for line in packaged.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_row_has_the_sts_columns(rows) -> None:
+    assert len(rows) == PAIRS
+    for number, row in enumerate(rows, start=1):
+        assert len(row) == 7, (number, row)
+        genre, file, year, ident, score, first, second = row
+        assert genre and file and year and ident, (number, row)
+        assert 0.0 <= float(score) <= 5.0, (number, score)
+        assert first and second and first == first.strip() and second == second.strip(), (number, row)
+        assert first != second, (number, row)
+    assert len({row[3] for row in rows}) == len(rows), "ids are not unique"
+    assert len({row[0] for row in rows}) >= 15, "fewer than 15 domains"
+
+
+def test_no_duplicate_pairs(rows) -> None:
+    pairs = Counter((row[5], row[6]) for row in rows)
+    assert [pair for pair, count in pairs.items() if count > 1] == []
+    unordered = Counter(frozenset((row[5], row[6])) for row in rows)
+    assert [pair for pair, count in unordered.items() if count > 1] == []
+
+
+def test_parses_into_paraphrases_and_negatives(packaged: Path, rows) -> None:
+    assert len(load_sts_pairs(packaged)) == PAIRS
+    bank, questions, expected = sts_calibration_set(packaged)
+    paraphrases = sum(want is not None for want in expected)
+    negatives = sum(want is None for want in expected)
+    # About half paraphrases (gold >= 4), the rest mostly same-domain different questions (gold <= 2.5).
+    assert paraphrases == sum(float(row[4]) >= 4.0 for row in rows) >= PAIRS * 0.4
+    assert negatives == sum(float(row[4]) <= 2.5 for row in rows) >= PAIRS * 0.3
+    assert len(bank) == len(set(bank)) and len(questions) == len(set(questions))
+    assert all(want is None or 0 <= want < len(bank) for want in expected)
+    # Every negative sits next to an FAQ entry it does not ask about: its partner is in the bank.
+    entries = set(bank)
+    assert all(row[6] in entries for row in rows), "a pair's second sentence is not an FAQ entry"
+    assert not entries & set(questions), "an FAQ entry is also asked as a question"
+
+
+def test_bank_entries_shared_by_several_paraphrases_are_one_entry(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(
+        "g\tf\ty\t1\t4.8\tHow can I reset my password?\tHow do I reset my password?\n"
+        "g\tf\ty\t2\t4.4\tforgot my password\tHow do I reset my password?\n"
+        "g\tf\ty\t3\t1.6\tHow do I change my username?\tHow do I reset my password?\n"
+        "g\tf\ty\t4\t3.0\tHow do I reset my PIN?\tHow do I reset my password?\n",
+        encoding="utf-8",
+    )
+    bank, questions, expected = sts_calibration_set(pairs)
+    assert bank == ["How do I reset my password?"]
+    assert questions == ["How can I reset my password?", "forgot my password", "How do I change my username?"]
+    assert expected == [0, 0, None]  # the 3.0 pair is ambiguous for an FAQ: left out
+
+
+def _saved_tiny_model(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    make_tiny_encoder(tmp_path, {"full": 48}).save(folder)
+    return folder
+
+
+def test_calibrate_faq_uses_the_packaged_pairs_by_default(tmp_path: Path, packaged: Path) -> None:
+    folder = _saved_tiny_model(tmp_path)
+    result = CliRunner().invoke(app, ["calibrate-faq", str(folder)])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((folder / CONFIG_FILE).read_text())["extra"][FAQ_KEY]
+    assert stored["source"] == f"{PACKAGED_PAIRS} (packaged), dim 48"
+    assert stored["questions"] == len(sts_calibration_set(packaged)[1])
+    assert stored["target_precision"] == 0.9
+
+
+def test_calibrate_faq_help_names_the_default() -> None:
+    result = CliRunner().invoke(app, ["calibrate-faq", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0
+    assert PACKAGED_PAIRS in result.output
+
+
+def test_calibrate_faq_with_a_missing_pairs_file_fails_in_one_line(tmp_path: Path) -> None:
+    folder = _saved_tiny_model(tmp_path)
+    missing = tmp_path / "nope.tsv"
+    before = (folder / CONFIG_FILE).read_text()
+    result = CliRunner().invoke(app, ["calibrate-faq", str(folder), "--pairs", str(missing)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("calibrate-faq failed: ") and str(missing) in lines[0], lines
+    assert (folder / CONFIG_FILE).read_text() == before  # nothing stored
