@@ -13,7 +13,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .PHONY: eval eval-data
 .PHONY: bench
 .PHONY: corpus train
-.PHONY: app demo
+.PHONY: app demo demo-check
 .PHONY: ingest doctor
 
 help:  ## list the targets
@@ -58,20 +58,20 @@ images: $(IMAGES)  ## captioned image set in data/images (scikit-image, Tux Pain
 $(IMAGES): | $(STAMP)
 	$(PY) -m jasper_rag.cli images
 
-train-vision: $(IMAGES)  ## stage 4: align the vision tower of $(MODEL) (default models/jasper-quick) to its text side
-	$(PY) -m jasper_rag.cli train-vision $(MODEL)
+train-vision: $(IMAGES)  ## stage 4: align the vision tower of $(MODEL) (default models/jasper-quick); VISION_ARGS=--if-missing
+	$(PY) -m jasper_rag.cli train-vision $(MODEL) $(VISION_ARGS)
 
 eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stage 4, per head -> reports/vision.md
 	$(PY) -m jasper_rag.cli eval-vision $(MODEL)
 
-eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*, README
+eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*
 	$(PY) -m jasper_rag.cli eval $(EVAL_ARGS)
 	@if [ -f $(IMAGES) ]; then $(MAKE) --no-print-directory eval-vision; else echo "no image set: run make images for the image tasks"; fi
 
 eval-data: install  ## fill the eval folder (JASPER_EVAL_DIR, default .cache/eval): EVAL_SRC=folder/.zip/.tar.gz copies it, else downloads MTEB's copies (HF_HUB_OFFLINE=0); ARGS=--force
 	$(PY) -m jasper_rag.cli eval-data $(if $(EVAL_SRC),--from "$(EVAL_SRC)") $(ARGS)
 
-bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*, README
+bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*
 	$(PY) -m jasper_rag.cli bench
 
 CORPUS  := data/corpus/default.jsonl
@@ -83,22 +83,27 @@ corpus: | $(STAMP)  ## (re)build the training corpus $(CORPUS) from registry pac
 $(CORPUS): | $(STAMP)
 	$(PY) -m jasper_rag.cli corpus --out $(CORPUS)
 
-train: $(CORPUS)  ## distil stages 1-3 with recipe $(RECIPE) (quick: models/jasper-quick), then calibrate its FAQ threshold; resumes
+train: $(CORPUS)  ## distil stages 1-3 with recipe $(RECIPE) -> models/jasper-$(RECIPE), calibrate its FAQ threshold; redoes only what is missing
 	$(PY) -m jasper_rag.cli train --recipe $(RECIPE)
-	$(PY) -m jasper_rag.cli calibrate-faq models/jasper-$(RECIPE)
+	$(PY) -m jasper_rag.cli calibrate-faq models/jasper-$(RECIPE) --if-missing
 
 UI_PORT       ?= 8501
-DEMO_MODEL    := models/jasper-quick
+DEMO_RECIPE   ?= quick
+DEMO_MODEL    := models/jasper-$(DEMO_RECIPE)
 
 app: install  ## the search UI (Streamlit) on http://localhost:$(UI_PORT); JASPER_MODEL / JASPER_INDEXES_DIR pick model and index
 	@echo "jasper_rag search UI: http://localhost:$(UI_PORT)  (Ctrl+C stops it)"
 	$(PY) -m streamlit run app.py --server.address localhost --server.port $(UI_PORT)
 
-demo: install  ## main command: build models/jasper-quick if absent (make train), ingest the sample corpus, start the UI
-	@if [ -z "$$JASPER_MODEL" ] && [ ! -f $(DEMO_MODEL)/jasper_config.json ]; then \
-		$(MAKE) train RECIPE=quick && $(MAKE) train-vision MODEL=$(DEMO_MODEL); fi
-	$(MAKE) ingest
-	@$(MAKE) --no-print-directory app
+demo: install  ## main command: the quick model (each missing step redone: stages, FAQ threshold, vision), the sample ingested, the UI
+	@if [ -z "$$JASPER_MODEL" ]; then \
+		$(MAKE) --no-print-directory train RECIPE=$(DEMO_RECIPE) && \
+		$(MAKE) --no-print-directory train-vision MODEL=$(DEMO_MODEL) VISION_ARGS="--if-missing $(VISION_ARGS)"; fi
+	JASPER_MODEL=$${JASPER_MODEL:-$(DEMO_MODEL)} $(MAKE) --no-print-directory ingest
+	@JASPER_MODEL=$${JASPER_MODEL:-$(DEMO_MODEL)} $(MAKE) --no-print-directory app
+
+demo-check:  ## time `make demo` from a fresh clone with no ../shared beside it, until the UI answers (DEMO_RECIPE=smoke: minutes)
+	.ci/demo-check $(DEMO_RECIPE) "$(VISION_ARGS)"
 
 SRC     ?= jasper_rag/ingest/sample
 

@@ -97,6 +97,16 @@ def test_calibrate_faq_uses_the_packaged_pairs_by_default(tmp_path: Path, packag
     assert stored["target_precision"] == 0.9
 
 
+def test_calibrate_faq_if_missing_keeps_a_stored_threshold(tmp_path: Path) -> None:
+    folder = _saved_tiny_model(tmp_path)
+    first = CliRunner().invoke(app, ["calibrate-faq", str(folder), "--if-missing"])
+    assert first.exit_code == 0, first.output
+    stored = (folder / CONFIG_FILE).read_text()
+    again = CliRunner().invoke(app, ["calibrate-faq", str(folder), "--if-missing", "--target-precision", "0.5"])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert (folder / CONFIG_FILE).read_text() == stored
+
+
 def test_calibrate_faq_help_names_the_default() -> None:
     result = CliRunner().invoke(app, ["calibrate-faq", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert result.exit_code == 0

@@ -129,6 +129,9 @@ def calibrate_faq_command(
     ] = None,
     target_precision: Annotated[float, typer.Option(min=0.01, max=1.0, help="Precision the threshold aims at.")] = 0.9,
     dim: Annotated[int | None, typer.Option(help="Head to calibrate (default: the full head).")] = None,
+    if_missing: Annotated[
+        bool, typer.Option(help="Do nothing when the model already stores a threshold (for make train / demo).")
+    ] = False,
 ) -> None:
     """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model.
 
@@ -141,6 +144,7 @@ def calibrate_faq_command(
     from jasper_rag.encoder import CONFIG_FILE, load_encoder
     from jasper_rag.eval.data import EvalDataError
     from jasper_rag.search.faq import (
+        FAQ_KEY,
         PACKAGED_PAIRS,
         calibrate_faq_threshold,
         packaged_calibration_pairs,
@@ -151,6 +155,9 @@ def calibrate_faq_command(
     folder = Path(model)
     if not (folder / CONFIG_FILE).is_file():
         raise fail("calibrate-faq", f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
+    if if_missing and FAQ_KEY in json.loads((folder / CONFIG_FILE).read_text()).get("extra", {}):
+        typer.echo(f"{folder} already stores an FAQ threshold: nothing to do")
+        return
     opened = nullcontext(pairs) if pairs is not None else resources.as_file(packaged_calibration_pairs())
     name = pairs.name if pairs is not None else f"{PACKAGED_PAIRS} (packaged)"
     with exit_on("calibrate-faq", EvalDataError), opened as source:
