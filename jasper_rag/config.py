@@ -27,11 +27,6 @@ class Settings(BaseSettings):
 
     model: str = Field("models/jasper-quick", description="Saved in-house model used by ingest/search.")
     student_init: str = Field("minilm-l6", description="Packaged model the student starts from.")
-    teachers: tuple[str, ...] = Field(
-        ("mpnet-base", "minilm-l6"),
-        description="Teachers bench compares (only bench reads it: training takes a recipe's, eval a model's own "
-        "record via jasper_rag.teachers.model_teachers); to be removed once bench does the same.",
-    )
     models_dir: Path = Field(Path("models"), description="Trained models (gitignored).")
     indexes_dir: Path = Field(Path("indexes"), description="FAISS indexes and the SQLite database.")
     db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in indexes_dir.")

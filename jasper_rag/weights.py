@@ -1,7 +1,7 @@
 """Packaged model weights -> local folders.
 
-No model hub is reachable here, so every weight comes from a registry package
-(design.md section 3). ``model_path("minilm-l6")`` returns a sentence-transformers folder;
+No model hub is reachable here, so every weight comes from a registry package.
+``model_path("minilm-l6")`` returns a sentence-transformers folder;
 the split mpnet archive is joined, checked against its sha256 and unpacked into the cache once.
 """
 

@@ -9,7 +9,7 @@ import pytest
 from jasper_rag.bench.run import BenchConfig, run_bench
 from jasper_rag.config import Settings
 from jasper_rag.eval.tasks import load_task
-from jasper_rag.teachers import SentenceTransformerTeacher
+from jasper_rag.teachers import SentenceTransformerTeacher, model_teachers
 from jasper_rag.train.recipes import RECIPES_DIR
 from jasper_rag.vector_cache import CachedEncoder
 
@@ -33,7 +33,8 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
     # The in-memory heads are fitted on texts cached for the start and every teacher (`make eval`
     # leaves them); a fresh clone has none, so embed enough STSB sentences here (cached for reruns).
     texts = load_task("stsbenchmark", eval_dir).texts()[:900]
-    for name in dict.fromkeys((settings.student_init, *settings.teachers)):
+    teachers = model_teachers(settings.student_init)  # no trained model here: the default recipe's teachers
+    for name in dict.fromkeys((settings.student_init, *teachers)):
         CachedEncoder(SentenceTransformerTeacher(name, device="cpu"), settings.cache_dir / "vectors").fill(texts)
     # Training speed runs on a tiny corpus of our own (a fresh clone has no `make corpus` output).
     corpus = tmp_path / "corpus.jsonl"
@@ -45,7 +46,7 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
     assert [path.name for path in files] == ["bench.json", "bench.md", "bench.png"]
     data = json.loads((tmp_path / "reports" / "bench.json").read_text())
     roles = [row["role"] for row in data["encoding"]]
-    assert roles == ["student"] * 3 + ["teacher"] * len(settings.teachers) + ["ensemble"]
+    assert roles == ["student"] * 3 + ["teacher"] * len(teachers) + ["ensemble"]
     assert {row["variant"] for row in data["quality"]} == {"torch eager", "onnx", "onnx int8"}
     eager = next(row["score"] for row in data["quality"] if row["variant"] == "torch eager")
     assert eager == pytest.approx(82.03, abs=0.3)  # all-MiniLM-L6-v2's published STSBenchmark Spearman

@@ -1,4 +1,4 @@
-"""Exact full-head search from (hidden+1)-d vectors (design.md section 2).
+"""Exact full-head search from (hidden+1)-d vectors.
 
 The full head is affine in the pooled hidden state: ``f = W h + b = A x`` with ``A = [W b]`` and
 ``x = [h; 1]``. With the eigendecomposition ``A^T A = V diag(s) V^T`` (``r`` non-zero eigenvalues,

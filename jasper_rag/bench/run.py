@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from jasper_rag.config import Settings, get_settings
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder
 from jasper_rag.eval.tasks import RetrievalTask, load_task
-from jasper_rag.teachers import SentenceTransformerTeacher, TeacherEnsemble
+from jasper_rag.teachers import SentenceTransformerTeacher, TeacherEnsemble, model_teachers
 from jasper_rag.vector_cache import CachedEncoder
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,11 @@ class BenchContext:
     def cache_root(self) -> Path:
         return self.settings.cache_dir / "vectors"
 
+    @cached_property
+    def teacher_names(self) -> list[str]:
+        """The teachers of the benchmarked model (its own recipe record; see ``model_teachers``)."""
+        return model_teachers(self.config.model or self.settings.model)
+
     def teacher(self, name: str) -> SentenceTransformerTeacher:
         """A teacher on the CPU, loaded once per run."""
         if name not in self.loaded_teachers:
@@ -128,7 +134,7 @@ def real_vectors(context: BenchContext) -> tuple[np.ndarray, np.ndarray, dict[st
     keys, vectors = read_cache(CachedEncoder(start, context.cache_root).folder)
     corpus = without_texts(keys, vectors, query_texts)
     teachers = {}
-    for name in settings.teachers:
+    for name in context.teacher_names:
         folder = CachedEncoder(context.teacher(name), context.cache_root).folder
         teachers[name] = read_cache(folder)
     context.results["real_start_vectors"] = len(corpus)
@@ -150,7 +156,7 @@ def load_student(context: BenchContext, caches: dict[str, tuple[np.ndarray, np.n
     encoder = load_encoder(settings.student_init, device="cpu")
     plain = load_encoder(settings.student_init, device="cpu")
     start = caches["start"]
-    hidden, targets = paired_rows(start, {name: caches[name] for name in settings.teachers})
+    hidden, targets = paired_rows(start, {name: caches[name] for name in context.teacher_names})
     if len(hidden) <= 2 * (encoder.hidden_size + 1):
         raise BenchDataError(
             f"only {len(hidden)} texts have cached vectors of the start and every teacher: run `make eval` first"
@@ -210,7 +216,7 @@ def run_encoding(context: BenchContext, student: Student, variants: dict[str, On
     config, settings = context.config, context.settings
     samples = text_samples(context, student.inference.tokenizer)
     inference = student.inference
-    teachers = [context.teacher(name) for name in settings.teachers]
+    teachers = [context.teacher(name) for name in context.teacher_names]
 
     def flops(model_config, tokenizer, max_length: int, heads: Sequence[int] = ()) -> tuple[float, float]:
         return tuple(  # type: ignore[return-value]
@@ -233,7 +239,8 @@ def run_encoding(context: BenchContext, student: Student, variants: dict[str, On
                 flops(module.auto_model.config, module.tokenizer, module.max_seq_length),
             )
         )
-    encoders.append(("ensemble (" + " + ".join(settings.teachers) + ")", "ensemble", TeacherEnsemble(teachers), None))
+    ensemble_name = "ensemble (" + " + ".join(context.teacher_names) + ")"
+    encoders.append((ensemble_name, "ensemble", TeacherEnsemble(teachers), None))
     speeds = measure_encoders(encoders, samples, config.repeats, settings.batch_size)
     context.results["encoding"] = [speed.to_json() for speed in speeds]
     context.results["encoding_samples"] = {
