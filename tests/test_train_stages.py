@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from jasper_rag.encoder import FULL_HEAD, load_encoder
+from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, load_encoder
 from jasper_rag.teachers import model_teachers
 from jasper_rag.train import pipeline
 from jasper_rag.train.losses import DistillationLoss
@@ -180,6 +180,23 @@ def test_two_steps_of_every_stage_produce_a_model(tmp_path, tiny_run, self_disti
     stage3 = json.loads((tmp_path / "runs" / "tiny" / "stage3" / "log.jsonl").read_text().splitlines()[0])
     assert "d8/sim" in stage3 and "d8/cos" not in stage3
     assert (tmp_path / "runs" / "tiny" / "curves.png").stat().st_size > 0
+
+
+def test_a_rerun_keeps_a_current_model_and_what_later_steps_added(tmp_path, tiny_run, monkeypatch) -> None:
+    recipe = tiny_recipe(tmp_path, student=str(tiny_run))
+    output = pipeline.run_recipe(recipe, device="cpu")
+    config_file = output / CONFIG_FILE
+    config = json.loads(config_file.read_text())
+    config["extra"]["faq"] = {"threshold": 0.5}  # what calibrate-faq / train-vision add to the saved model
+    config_file.write_text(json.dumps(config))
+    monkeypatch.setattr(pipeline, "teacher_targets", lambda *args: pytest.fail("a current model was retrained"))
+    assert pipeline.run_recipe(recipe, device="cpu") == output
+    assert json.loads(config_file.read_text())["extra"]["faq"] == {"threshold": 0.5}
+    # a stage trained again makes the saved model stale: the next run saves it anew
+    (tmp_path / "runs" / "tiny" / "stage3" / "done.json").unlink()
+    monkeypatch.setattr(pipeline, "teacher_targets", fake_targets)
+    pipeline.run_recipe(recipe, device="cpu")
+    assert "faq" not in json.loads(config_file.read_text())["extra"]
 
 
 def test_a_single_stage_needs_the_previous_one(tmp_path, tiny_run) -> None:

@@ -100,3 +100,20 @@ def test_trained_tower_retrieves_a_photos_own_caption(
     images = encoder.encode_images([load_image(tmp_path / "images" / r.file) for r in records])
     similarity = images @ text.T
     assert (similarity.argmax(axis=1) == np.arange(len(records))).all(), similarity.round(2)
+
+
+def test_train_vision_if_missing_leaves_an_aligned_model_alone(tiny_encoder, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jasper_rag.cli import app
+    from jasper_rag.encoder import CONFIG_FILE
+    from jasper_rag.train.stage4_vision import STAGE4_KEY, is_aligned
+
+    folder = tiny_encoder.save(tmp_path / "model")
+    assert not is_aligned(folder) and not is_aligned(tmp_path / "absent")
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    config["extra"][STAGE4_KEY] = {"run": "stage4-test", "images": 2, "epochs": 1.0}
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    assert is_aligned(folder)
+    result = CliRunner().invoke(app, ["train-vision", str(folder), "--if-missing", "--epochs", "1"])
+    assert result.exit_code == 0 and "nothing to do" in result.output, result.output
