@@ -15,7 +15,13 @@ from jasper_rag.eval.data import load_sts_pairs
 from jasper_rag.search.faq import FAQ_KEY, PACKAGED_PAIRS, packaged_calibration_pairs, sts_calibration_set
 from tests.conftest import make_tiny_encoder
 
-PAIRS = 400  # docs/faq-calibration.md quotes this count and the thresholds measured on it
+# docs/faq-calibration.md and jasper_rag/data/README.md quote these counts and the thresholds measured on them.
+PARAPHRASES = 218  # gold >= 4: a question that paraphrases the FAQ entry
+NEAR_MISSES = 163  # gold <= 2.5, file "jasper-faq": a same-domain question sharing words with the entry
+OFF_TOPIC = 172  # gold <= 1, file "jasper-faq-<kind>": a question no entry covers at all
+RELATED = 19  # 2.5 < gold < 4: an important detail differs; left out of the calibration
+PAIRS = PARAPHRASES + NEAR_MISSES + OFF_TOPIC + RELATED
+OFF_TOPIC_KINDS = {"jasper-faq-uncovered", "jasper-faq-otherdomain", "jasper-faq-general", "jasper-faq-chitchat"}
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +61,31 @@ def test_parses_into_paraphrases_and_negatives(packaged: Path, rows) -> None:
     bank, questions, expected = sts_calibration_set(packaged)
     paraphrases = sum(want is not None for want in expected)
     negatives = sum(want is None for want in expected)
-    # About half paraphrases (gold >= 4), the rest mostly same-domain different questions (gold <= 2.5).
-    assert paraphrases == sum(float(row[4]) >= 4.0 for row in rows) >= PAIRS * 0.4
-    assert negatives == sum(float(row[4]) <= 2.5 for row in rows) >= PAIRS * 0.3
+    assert paraphrases == sum(float(row[4]) >= 4.0 for row in rows) == PARAPHRASES
+    assert negatives == sum(float(row[4]) <= 2.5 for row in rows) == NEAR_MISSES + OFF_TOPIC
+    assert sum(2.5 < float(row[4]) < 4.0 for row in rows) == RELATED
     assert len(bank) == len(set(bank)) and len(questions) == len(set(questions))
     assert all(want is None or 0 <= want < len(bank) for want in expected)
     # Every negative sits next to an FAQ entry it does not ask about: its partner is in the bank.
     entries = set(bank)
     assert all(row[6] in entries for row in rows), "a pair's second sentence is not an FAQ entry"
     assert not entries & set(questions), "an FAQ entry is also asked as a question"
+
+
+def test_both_kinds_of_negatives_are_present(rows) -> None:
+    # Near misses (same domain, many shared words) and off-topic questions the FAQ does not cover at
+    # all (other domains, general knowledge, chit-chat, uncovered topics of a bank domain).
+    kinds = Counter(row[1] for row in rows)
+    assert set(kinds) == {"jasper-faq"} | OFF_TOPIC_KINDS, kinds
+    near = [row for row in rows if row[1] == "jasper-faq" and float(row[4]) <= 2.5]
+    off = [row for row in rows if row[1] in OFF_TOPIC_KINDS]
+    assert len(near) == NEAR_MISSES and len(off) == OFF_TOPIC
+    assert all(float(row[4]) <= 1.0 for row in off), "an off-topic question scored above 1.0"
+    assert all(kinds[kind] >= 20 for kind in OFF_TOPIC_KINDS), kinds
+    assert sum(float(row[4]) <= 1.0 for row in rows) >= 100, "fewer than 100 off-topic negatives"
+    # The genre is the domain of the FAQ entry in sentence 2 (held-out splits group rows by entry).
+    domain = {row[6]: row[0] for row in rows if float(row[4]) >= 4.0}
+    assert all(domain[row[6]] == row[0] for row in rows), "a row's genre is not its entry's domain"
 
 
 def test_bank_entries_shared_by_several_paraphrases_are_one_entry(tmp_path: Path) -> None:
