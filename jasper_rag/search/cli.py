@@ -127,7 +127,9 @@ def calibrate_faq_command(
         Path | None,
         typer.Option(help="STS-format file of labelled pairs, e.g. STSB dev (default: packaged faq-calibration.tsv)."),
     ] = None,
-    target_precision: Annotated[float, typer.Option(min=0.01, max=1.0, help="Precision the threshold aims at.")] = 0.9,
+    target_precision: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Precision the threshold aims at (see docs/faq-calibration.md).")
+    ] = 0.8,
     dim: Annotated[int | None, typer.Option(help="Head to calibrate (default: the full head).")] = None,
     if_missing: Annotated[
         bool, typer.Option(help="Do nothing when the model already stores a threshold (for make train / demo).")
@@ -136,7 +138,7 @@ def calibrate_faq_command(
     """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model.
 
     Default pairs: about 400 hand-written FAQ-style question pairs shipped with the package
-    (paraphrases and same-domain different questions); see docs/faq-calibration.md.
+    (paraphrases, same-domain near misses and off-topic questions); see docs/faq-calibration.md.
     """
     from contextlib import nullcontext
     from importlib import resources
