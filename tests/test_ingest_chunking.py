@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 from jasper_rag.ingest.chunking import Chunker
 from tests.conftest import make_tiny_encoder
@@ -40,3 +41,18 @@ def test_chunk_size_is_capped_by_the_model_and_blank_text_gives_nothing(tmp_path
     assert chunker.max_tokens == 62 and chunker.overlap == 31
     assert chunker.split(" \n\t ") == []
     assert [s.text for s in chunker.split("  the cat  ")] == ["the cat"]
+
+
+def test_a_sections_first_chunk_begins_with_its_heading_and_spans_stay_exact(tmp_path):
+    from jasper_rag.ingest.loaders import load_markdown
+
+    source = "# Distillation\n\n## Losses\n\n" + SENTENCES + "\n\n## Heads\n\nShort **text**.\n"
+    pages = load_markdown(Path("a.md"), source.encode()).pages
+    assert [page.heading for page in pages] == ["Distillation > Losses", "Distillation > Heads"]
+    chunker = Chunker.for_encoder(make_tiny_encoder(tmp_path), chunk_tokens=40, overlap=8)
+    spans = [chunker.split(page.text) for page in pages]
+    assert spans[0][0].text.startswith("Distillation > Losses\n\nthe cat sat") and len(spans[0]) > 5
+    assert [span.text for span in spans[1]] == ["Distillation > Heads\n\nShort text."]
+    for page, page_spans in zip(pages, spans, strict=True):
+        for span in page_spans:
+            assert span.text == page.text[span.char_start : span.char_end]

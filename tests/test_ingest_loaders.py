@@ -98,3 +98,82 @@ def test_csv_field_limit_holds_whatever_the_process_wide_csv_limit(tmp_path) -> 
             load_faq_csv(tmp_path / "faq.csv", b"question,answer\nwhy," + b"a" * 200_000 + b"\n")
     finally:
         csv.field_size_limit(previous)
+
+
+MARKUP = ("**", "*", "`", "#", "](", "===", "---", "::", ".. ", "<", ">\n")
+
+
+def texts(name: str) -> dict[str | None, str]:
+    """Heading path -> text of each page of a sample file."""
+    return {page.heading: page.text for page in load(name, (SAMPLE_DIR / name).read_bytes()).pages}
+
+
+def assert_no_markup(pages: dict[str | None, str]) -> None:
+    for text in pages.values():
+        assert not [mark for mark in MARKUP if mark in text.replace(" > ", " ")], text
+
+
+def test_sample_markdown_is_plain_text_by_section():
+    pages = texts("distillation.md")
+    assert list(pages) == [
+        "Distilling embedding models",
+        "Distilling embedding models > Several teachers at once",
+        "Distilling embedding models > Three losses",
+        "Distilling embedding models > Stages",
+    ]
+    assert_no_markup(pages)
+    losses = pages["Distilling embedding models > Three losses"]
+    assert losses.startswith("Distilling embedding models > Three losses\n\nThe student is trained with three losses")
+    assert "\n1. The cosine loss pulls each student vector towards the teacher vector of the same text.\n" in losses
+    assert "\n3. The relative similarity loss only asks that the student ranks pairs" in losses
+    assert (
+        "trains a small student model to reproduce the vectors of one or several large teacher models."
+        in (pages["Distilling embedding models"])
+    )
+    table = texts("README.md")["Sample corpus"]
+    assert "\nfile | type | what it is about\ndistillation.md | Markdown | how a small student learns" in table
+    assert "for the make ingest demo" in table
+
+
+def test_sample_rst_is_plain_text_by_section():
+    pages = texts("matryoshka.rst")
+    assert list(pages) == ["Reduced-dimension heads", "Reduced-dimension heads > Funnel search"]
+    assert_no_markup(pages)
+    funnel = pages["Reduced-dimension heads > Funnel search"]
+    assert funnel.startswith("Reduced-dimension heads > Funnel search\n\nReduced heads make a two-step search")
+    assert "\nre-score only those candidates with their full-size vectors;\nreturn the best ten.\n" in funnel
+
+
+def test_sample_html_is_plain_text_by_section():
+    pages = texts("rag-primer.html")
+    title = "Retrieval-augmented generation in one page"
+    assert list(pages) == [title, f"{title} > The three steps", f"{title} > Why citations matter"]
+    assert_no_markup(pages)
+    steps = pages[f"{title} > The three steps"]
+    assert "\nRetrieve: embed the user's question with the same model and find the nearest chunks.\n" in steps
+    assert pages[title] == f"{title}\n\n" + (
+        "A language model only knows what it saw during training. Retrieval-augmented generation (RAG) gives "
+        "it fresh, private knowledge: before answering, the application searches a document collection and "
+        "puts the best passages into the prompt."
+    )
+
+
+def test_plain_text_stays_as_it_is_and_markup_in_it_is_text():
+    data = (SAMPLE_DIR / "vector-search.txt").read_bytes()
+    (page,) = load("vector-search.txt", data).pages
+    assert page.text == data.decode() and page.heading is None
+    (page,) = load("notes.txt", b"# not a heading\n**kept** <b>as is</b>").pages
+    assert page.text == "# not a heading\n**kept** <b>as is</b>"
+
+
+def test_html_in_markdown_and_rst_is_text_not_markup():
+    (page,) = load("a.md", b"A <script>alert(1)</script> tag.").pages
+    assert page.text == "A <script>alert(1)</script> tag."
+    (page,) = load("a.rst", b"A <script>alert(1)</script> tag.").pages
+    assert page.text == "A <script>alert(1)</script> tag."
+
+
+def test_markup_without_text_is_refused():
+    for name, data in [("a.md", b"---\n\n***\n"), ("a.rst", b"====\n\n.. a comment\n"), ("a.html", b"<p> </p>")]:
+        with pytest.raises(LoadError, match="empty"):
+            load(name, data)

@@ -4,6 +4,11 @@
 ..."); loaders never return an empty result silently. ``LoadLimits`` bounds what a hostile file can
 cost (PDF pages, image pixels); every text they return is storable in any SQL database (no NUL
 characters, no lone surrogates).
+
+Markdown, reStructuredText and HTML come as plain text without markup, one ``Page`` per section
+(``jasper_rag.ingest.markup``): its ``heading`` is the path of headings it sits under ("Distillation >
+Losses"), and its text begins with that line, so the section's first chunk shows and embeds it. A
+chunk's character span is then a span of its section's text. Plain text and PDFs are taken as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 from bs4 import UnicodeDammit
@@ -23,15 +27,11 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
 from jasper_rag.config import Settings, get_settings
+from jasper_rag.ingest.markup import Section, VisibleText, markdown_sections, rst_sections
 from jasper_rag.jsonl import json_objects
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files become our reasons
 
-HTML_NOISE = ("script", "style", "noscript", "template", "svg")
-HTML_BLOCKS = (
-    *("p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "blockquote", "pre"),
-    *("h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "br", "hr", "title", "figcaption"),
-)
 FAQ_FIELDS = ("question", "answer")
 
 
@@ -60,10 +60,12 @@ def storable(text: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """Text of one page (``number`` is 1-based; None for files without pages)."""
+    """Text of one page (``number`` is 1-based; None for files without pages), or of one section of a
+    marked-up file (``heading``: its path of headings, which also begins its text; None before any)."""
 
     number: int | None
     text: str
+    heading: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,55 +102,44 @@ def decode_text(data: bytes) -> str:
 
 
 def _require_text(pages: list[Page]) -> TextContent:
-    pages = [Page(page.number, storable(page.text)) for page in pages]
+    pages = [Page(page.number, storable(page.text), page.heading and storable(page.heading)) for page in pages]
     if not any(page.text.strip() for page in pages):
         raise LoadError("empty: no text")
     return TextContent(pages)
 
 
+def _section_pages(sections: list[Section]) -> TextContent:
+    return _require_text([Page(None, section.text, section.heading) for section in sections])
+
+
 def load_text(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
-    """Plain text, Markdown and reStructuredText: the decoded file as one page."""
+    """Plain text: the decoded file as one page, as it is."""
     return _require_text([Page(None, decode_text(data))])
 
 
-class _VisibleText(HTMLParser):
-    """The visible text of HTML in one streaming pass (no tree: linear time even for hostile nesting)."""
+def load_markdown(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """Markdown: plain text (no markup) by section, headings as structure (see the module docstring)."""
+    return _section_pages(markdown_sections(decode_text(data)))
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0  # how deep inside script, style and other invisible elements
 
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag in HTML_NOISE:
-            self.hidden += 1
-        elif tag in HTML_BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in HTML_NOISE:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in HTML_BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
+def load_rst(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """reStructuredText: plain text (no markup) by section, titles as structure (see the module docstring)."""
+    return _section_pages(rst_sections(decode_text(data)))
 
 
 def load_html(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
-    """HTML: the visible text (scripts and styles dropped), blocks on their own lines; the encoding comes
-    from the BOM or ``<meta charset>`` (BeautifulSoup's detection)."""
+    """HTML: the visible text (scripts and styles dropped), blocks on their own lines, by section under
+    its ``h1``-``h6`` headings; the encoding comes from the BOM or ``<meta charset>`` (BeautifulSoup's
+    detection)."""
     markup = UnicodeDammit(data, is_html=True).unicode_markup
     if markup is None:
         raise LoadError("undecodable HTML: no encoding fits")
-    parser = _VisibleText()
+    parser = VisibleText()
     parser.feed(markup)
     if parser.rawdata:  # an unfinished tag, comment or declaration: close it here, or close() rescans the
         parser.feed(">")  # rest of the file once per '<' in it (quadratic time, CVE-2025-6069)
     parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return _require_text([Page(None, "\n".join(line for line in lines if line))])
+    return _section_pages(parser.sections())
 
 
 def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
@@ -285,8 +276,8 @@ class FileType:
 FILE_TYPES: dict[str, FileType] = {
     ".pdf": FileType("pdf", load_pdf),
     ".txt": FileType("text", load_text),
-    ".md": FileType("markdown", load_text),
-    ".rst": FileType("rst", load_text),
+    ".md": FileType("markdown", load_markdown),
+    ".rst": FileType("rst", load_rst),
     ".html": FileType("html", load_html),
     ".htm": FileType("html", load_html),
     ".csv": FileType("faq", load_faq_csv),
