@@ -19,8 +19,6 @@ DOC_FILES = [README, ROOT / "ingest" / "README.md", *sorted((ROOT / "docs").glob
 README_MAX_LINES = 220
 
 # Mentioned in the docs while a colleague adds them; remove an entry once it is registered / defined.
-PENDING_COMMANDS = {"eval-data"}  # `jasper-rag eval-data`: fetch the MTEB eval sets into JASPER_EVAL_DIR
-PENDING_MAKE_TARGETS: set[str] = set()
 
 SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console"}
 FENCE = re.compile(r"^```([\w-]*)\s*$")
@@ -69,13 +67,13 @@ def test_parsers_find_mentions() -> None:
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_make_target_exists(path: Path) -> None:
-    missing = mentioned(MAKE, path) - make_targets() - PENDING_MAKE_TARGETS
+    missing = mentioned(MAKE, path) - make_targets()
     assert not missing, f"{path.name} mentions make targets the Makefile does not define: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_cli_command_is_registered(path: Path) -> None:
-    missing = mentioned(JASPER, path) - cli_commands() - PENDING_COMMANDS
+    missing = mentioned(JASPER, path) - cli_commands()
     assert not missing, f"{path.name} mentions jasper-rag commands that are not registered: {sorted(missing)}"
 
 
