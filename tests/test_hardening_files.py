@@ -219,7 +219,7 @@ def write_hostile_folder(folder: Path, hostile: list[Hostile]) -> dict[str, str 
     os.symlink("/dev/zero", folder / "dev-zero.txt")
     os.mkfifo(folder / "fifo.txt")
     expected.update({"loop-a.txt": "unreadable", "loop-b.txt": "unreadable", "dangling.md": "unreadable"})
-    expected.update({"dev-zero.txt": "not a regular file", "fifo.txt": "not a regular file"})
+    expected.update({"dev-zero.txt": "symlink pointing outside", "fifo.txt": "not a regular file"})
     (folder / "program.exe").write_bytes(b"MZ\x90\x00")
     expected["program.exe"] = "unsupported file type"
     return expected

@@ -9,6 +9,7 @@ so a killed run loses at most its last uncommitted batch, which the next run red
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -16,6 +17,7 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,24 +55,67 @@ log = logging.getLogger(__name__)
 
 NO_IMAGE_ENCODER = "no image encoder yet: stored as an image record, not searchable"
 MAX_PENDING_FILES = 512
+UNLISTED = "cannot list folder"
 
 
-def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
-    """Every file under ``paths`` (folders walked recursively, hidden entries and symlinked folders
-    skipped), as sorted absolute paths without duplicates; and the given paths that do not exist."""
-    found: set[Path] = set()
+@dataclass
+class Discovery:
+    """What a walk of the given paths found.
+
+    ``files``: sorted absolute paths without duplicates; ``roots``: for each file found by walking a folder,
+    that folder (the file must stay inside it, see ``read_file``); ``missing``: given paths that do not
+    exist; ``unlisted``: folders that could not be listed (with the reason), whose documents must be kept.
+    """
+
+    files: list[Path] = field(default_factory=list)
+    roots: dict[Path, Path] = field(default_factory=dict)
+    missing: list[Path] = field(default_factory=list)
+    unlisted: dict[Path, str] = field(default_factory=dict)
+
+
+def discover(paths: Iterable[str | Path]) -> Discovery:
+    """Every file under ``paths`` (folders walked recursively, hidden entries and symlinked folders skipped).
+
+    A folder that cannot be listed (permissions, a flaky network share) is noted in ``unlisted`` rather
+    than silently skipped, so its files are not mistaken for deleted ones. A given path that exists but
+    cannot be examined is unlisted too; only one that does not exist is missing.
+    """
+    found: dict[Path, Path | None] = {}
     missing: list[Path] = []
+    unlisted: dict[Path, str] = {}
+
+    def failed_to_list(err: OSError) -> None:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):  # vanished since it was listed: it is gone
+            return
+        unlisted[Path(err.filename or "?")] = err.strerror or str(err)
+
     for given in paths:
         root = Path(os.path.abspath(given))
-        if root.is_dir():
-            for folder, subfolders, files in os.walk(root):
+        try:
+            info = os.stat(root)
+        except FileNotFoundError:
+            if root.is_symlink():
+                found.setdefault(root, None)  # a dangling link named by the user: reported when read
+            else:
+                missing.append(root)
+            continue
+        except OSError as err:
+            if err.errno == errno.ENOTDIR:
+                missing.append(root)
+            else:
+                unlisted[root] = err.strerror or str(err)
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            for folder, subfolders, files in os.walk(root, onerror=failed_to_list):
                 subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-                found.update(Path(folder) / name for name in files if not name.startswith("."))
-        elif root.exists() or root.is_symlink():
-            found.add(root)
+                for name in files:
+                    if not name.startswith("."):
+                        found.setdefault(Path(folder) / name, root)
         else:
-            missing.append(root)
-    return sorted(found), missing
+            found[root] = None  # named directly: read as given, even through a link
+    files = sorted(found)
+    roots = {path: root for path, root in found.items() if root is not None}
+    return Discovery(files, roots, missing, unlisted)
 
 
 def has_storable_name(path: Path) -> bool:
@@ -104,15 +149,38 @@ def embed_image(encoder, data: bytes) -> dict[str, np.ndarray]:
     return embed_image_heads(encoder, [rgb])
 
 
-def read_file(path: Path, limit_bytes: int) -> bytes:
+def inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def read_file(path: Path, limit_bytes: int, root: Path | None = None) -> bytes:
     """The bytes of a regular file no larger than the limit, or ``LoadError`` with the reason.
 
     Opened without blocking and checked on the open handle, so a file swapped for a FIFO or a device
     after it was listed cannot hang the run.
+
+    ``root``: the folder whose walk found the file. Such a file must stay inside that folder: a symlink
+    (of the file or of a folder on the way) that leads outside it is refused ("symlink pointing outside
+    <root>: not ingested"), so ``folder/notes.txt -> /etc/passwd`` never becomes searchable. The check
+    is made on the resolved path, the file is then opened without following a link in its last
+    component (``O_NOFOLLOW``), and the opened file's own path is checked again (Linux ``/proc``), so a
+    link swapped in between cannot slip through. Links that stay inside the folder are read.
+    Without ``root`` (a path the user named directly) the file is read as given, links included: the
+    user chose it.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        flags = os.O_RDONLY | os.O_NONBLOCK
+        target: str | Path = path
+        if root is not None:
+            real_root = os.path.realpath(root)
+            target = os.path.realpath(path)
+            if not inside(target, real_root):
+                raise LoadError(f"symlink pointing outside {printable_path(root)}: not ingested")
+            flags |= os.O_NOFOLLOW
+        fd = os.open(target, flags)  # still a link after resolving: a loop (or a swap), ELOOP -> unreadable
         with os.fdopen(fd, "rb") as handle:
+            if root is not None:
+                _check_opened_inside(handle.fileno(), os.path.realpath(root), root)
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise LoadError("not a regular file")
@@ -128,6 +196,16 @@ def read_file(path: Path, limit_bytes: int) -> bytes:
     return data
 
 
+def _check_opened_inside(fd: int, real_root: str, root: Path) -> None:
+    """Refuse an opened file whose actual path lies outside ``real_root`` (skipped where ``/proc`` is absent)."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    if not inside(opened, real_root):
+        raise LoadError(f"symlink pointing outside {printable_path(root)}: not ingested")
+
+
 class Ingestor:
     """Runs one ingestion into ``store`` with ``encoder`` (use ``ingest_paths``)."""
 
@@ -141,14 +219,20 @@ class Ingestor:
         self.images = can_embed_images(encoder)
         self.summary = IngestSummary()
         self.pending: list[DocumentRecord] = []
+        self.roots: dict[Path, Path] = {}
         self.progress = progress
         self.embed_bar = tqdm(desc="embedding", unit="text", total=0, position=1, disable=not progress, leave=False)
 
     def run(self, paths: Sequence[str | Path], rebuild: bool = False) -> IngestSummary:
         started = time.perf_counter()
-        files, missing = discover(paths)
+        found = discover(paths)
+        files, self.roots = found.files, found.roots
         self.summary.outcomes += [
-            FileOutcome(printable_path(path), DocumentStatus.FAILED, "not found") for path in missing
+            FileOutcome(printable_path(path), DocumentStatus.FAILED, "not found") for path in found.missing
+        ]
+        self.summary.outcomes += [
+            FileOutcome(printable_path(path), DocumentStatus.FAILED, f"{UNLISTED}: {reason}; its documents are kept")
+            for path, reason in found.unlisted.items()
         ]
         self.summary.outcomes += [
             FileOutcome(printable_path(path), DocumentStatus.FAILED, "file name is not valid UTF-8: rename the file")
@@ -162,7 +246,7 @@ class Ingestor:
                     self.store.clear()
                 self.store.bind_model(model_identity(self.encoder))
                 known = {doc.path: doc for doc in self.store.documents()}
-                self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths])
+                self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths], list(found.unlisted))
                 for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
                     self._add(path, known.get(str(path)))
                 self._flush()
@@ -171,10 +255,15 @@ class Ingestor:
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
-    def _remove_gone(self, known: dict[str, DocumentView], files: list[Path], roots: list[Path]) -> None:
-        """Delete the documents of files that vanished from the given folders."""
+    def _remove_gone(
+        self, known: dict[str, DocumentView], files: list[Path], roots: list[Path], unlisted: list[Path]
+    ) -> None:
+        """Delete the documents of files that vanished from the given folders; those under a folder that
+        could not be listed are kept (unknown is not gone)."""
         present = {str(path) for path in files}
-        gone = [path for path in known if is_under(path, roots) and path not in present]
+        gone = [
+            path for path in known if is_under(path, roots) and path not in present and not is_under(path, unlisted)
+        ]
         self.store.commit([], gone)
         self.summary.outcomes += [FileOutcome(path, REMOVED) for path in gone]
 
@@ -205,7 +294,7 @@ class Ingestor:
         kind = file_type(path)
         record = DocumentRecord(str(path), kind.name if kind else "unknown", DocumentStatus.FAILED)
         try:
-            data = read_file(path, self.limit_bytes)
+            data = read_file(path, self.limit_bytes, self.roots.get(path))
             record.size_bytes, record.content_hash = len(data), hashlib.sha256(data).hexdigest()
             if record.content_hash == done_hash:
                 return None
