@@ -13,7 +13,8 @@ from jasper_rag.search import FAQMatch, Hit
 from jasper_rag.ui.cards import display_path, faq_card, hit_card, stats_html
 from jasper_rag.ui.highlight import highlight, plain, query_terms, snippet
 from jasper_rag.ui.ingest_run import summary_rows
-from jasper_rag.ui.overview import eval_table, public_url
+from jasper_rag.ui.overview import eval_table
+from jasper_rag.ui.safe import public_url
 from jasper_rag.ui.uploads import RefusedUpload, SavedUpload, UploadPolicy, safe_name, save_uploads
 from jasper_rag.vision.images import ImageLoadError, decode_image
 from tests.ingest_support import png_bytes
@@ -33,7 +34,7 @@ def test_query_terms_drop_stopwords_and_duplicates() -> None:
 def test_highlight_marks_whole_words_and_prefixes_and_escapes_the_rest() -> None:
     marked = highlight("<b>Training</b> the heads & a cathedral; cat!", "train cat heads")
     assert marked == (
-        "&lt;b&gt;<mark>Training</mark>&lt;/b&gt; the <mark>heads</mark> &amp; a cathedral; <mark>cat</mark>!"
+        "&lt;b&gt;<mark>Training</mark>&lt;/b&gt; the <mark>heads</mark> &amp; a cathedral; <mark>cat</mark>&#33;"
     )
     assert highlight("<i>x</i>", "the") == "&lt;i&gt;x&lt;/i&gt;"
 

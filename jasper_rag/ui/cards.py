@@ -1,18 +1,20 @@
 """Result cards as HTML: snippet with the query's terms marked, source file, page, kind and raw cosine.
 
-Every piece of stored text goes through ``html.escape`` (or ``highlight``), so a document cannot
-inject markup into the page. Image hits carry a thumbnail as a data URI.
+Every piece of stored or uploaded text (file names, paths, chunk text, FAQ questions and answers, the
+query) goes through ``safe_text`` (or ``highlight``, which uses it): nothing in it is interpreted as
+HTML or Markdown, and no line break in it can end the card's HTML block. Image hits carry a thumbnail
+as a data URI.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 
 from jasper_rag.search import FAQMatch, Hit
 from jasper_rag.ui.highlight import highlight, snippet
+from jasper_rag.ui.safe import safe_text
 
 THUMBNAIL_PX = 160
 KIND_LABELS = {"chunk": "text", "faq": "FAQ", "image": "image"}
@@ -100,7 +102,7 @@ def duration_text(seconds: float) -> str:
 
 def stats_html(count: int, query: str | None, seconds: float, dim: int, funnel: bool) -> str:
     """The line above the results: how many, for what (None: an image), how fast, which head and mode."""
-    subject = "the uploaded image" if query is None else f"“{html.escape(query.strip())}”"
+    subject = "the uploaded image" if query is None else f"“{safe_text(query.strip(), breaks=False)}”"
     mode = "funnel search" if funnel else "exact search"
     return (
         f'<div class="jr-stats"><b>{count} result{"" if count == 1 else "s"}</b> for {subject} in '
@@ -122,13 +124,14 @@ def hit_location(hit: Hit) -> str:
 
 def hit_card(hit: Hit, query: str, rank: int) -> str:
     """One search hit as a card."""
-    kind = html.escape(hit.kind)
-    badges = [f'<span class="jr-badge jr-kind-{kind}">{html.escape(KIND_LABELS.get(hit.kind, hit.kind))}</span>']
+    kind = safe_text(hit.kind, breaks=False)
+    label = safe_text(KIND_LABELS.get(hit.kind, hit.kind), breaks=False)
+    badges = [f'<span class="jr-badge jr-kind-{kind}">{label}</span>']
     if hit.page is not None:
         badges.append(f'<span class="jr-badge">p. {hit.page}</span>')
     head = (
         f'<div class="jr-head"><span class="jr-rank">{rank}</span>'
-        f'<span class="jr-title">{html.escape(Path(hit.path).name)}</span>{"".join(badges)}'
+        f'<span class="jr-title">{safe_text(Path(hit.path).name, breaks=False)}</span>{"".join(badges)}'
         f"{score_html(hit.score)}</div>"
     )
     if hit.kind == "image":
@@ -136,8 +139,8 @@ def hit_card(hit: Hit, query: str, rank: int) -> str:
         if preview is None:
             body = '<div class="jr-snippet">image file no longer readable</div>'
         else:
-            (uri, (width, height)), suffix = preview, Path(hit.path).suffix.lstrip(".").upper()
-            thumb = f'<img class="jr-thumb" src="{uri}" alt="{html.escape(hit.text)}"/>'
+            (uri, (width, height)), suffix = preview, safe_text(Path(hit.path).suffix.lstrip(".").upper(), breaks=False)
+            thumb = f'<img class="jr-thumb" src="{uri}" alt="{safe_text(hit.text, breaks=False)}"/>'
             body = (
                 f'<div class="jr-body">{thumb}<div class="jr-snippet">{width} × {height} px {suffix} image</div></div>'
             )
@@ -146,19 +149,19 @@ def hit_card(hit: Hit, query: str, rank: int) -> str:
         if hit.kind == "faq" and hit.answer:
             body += f'<div class="jr-answer">{highlight(hit.answer, query)}</div>'
     location = hit_location(hit)
-    meta = html.escape(display_path(hit.path) + (f" · {location}" if location else ""))
+    meta = safe_text(display_path(hit.path) + (f" · {location}" if location else ""), breaks=False)
     return f'<div class="jr-card jr-kind-card-{kind}">{head}{body}<div class="jr-meta">{meta}</div></div>'
 
 
 def faq_card(match: FAQMatch, question: str, title: str) -> str:
     """An FAQ entry: its question (terms of the asked ``question`` marked), its answer and its score."""
     head = (
-        f'<div class="jr-head"><span class="jr-title">{html.escape(title)}</span>'
+        f'<div class="jr-head"><span class="jr-title">{safe_text(title, breaks=False)}</span>'
         f'<span class="jr-badge jr-kind-faq">FAQ</span>{score_html(match.score)}</div>'
     )
     body = (
         f'<div class="jr-snippet">{highlight(match.question, question)}</div>'
-        f'<div class="jr-answer">{html.escape(match.answer)}</div>'
+        f'<div class="jr-answer">{safe_text(match.answer)}</div>'
     )
-    meta = html.escape(display_path(match.path))
+    meta = safe_text(display_path(match.path), breaks=False)
     return f'<div class="jr-card jr-faq-card">{head}{body}<div class="jr-meta">{meta}</div></div>'

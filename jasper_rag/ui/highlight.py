@@ -1,9 +1,10 @@
-"""Snippets of hit texts with the query's words marked, as safe HTML (everything else escaped)."""
+"""Snippets of hit texts with the query's words marked, as safe HTML (everything else inert: ``safe_text``)."""
 
 from __future__ import annotations
 
-import html
 import re
+
+from jasper_rag.ui.safe import safe_text
 
 STOPWORDS = frozenset(
     "a an and are as at be by can do does for from how i if in is it my of on or the to was what when where "
@@ -65,15 +66,15 @@ def snippet(text: str, query: str, width: int = 320) -> str:
 
 
 def highlight(text: str, query: str) -> str:
-    """``text`` as HTML with the query's terms wrapped in ``<mark>``; the rest escaped."""
+    """``text`` as HTML with the query's terms wrapped in ``<mark>``; every piece of it through ``safe_text``."""
     pattern = term_pattern(query_terms(query))
     if pattern is None:
-        return html.escape(text)
+        return safe_text(text)
     parts: list[str] = []
     last = 0
     for match in pattern.finditer(text):
-        parts.append(html.escape(text[last : match.start()]))
-        parts.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        parts.append(safe_text(text[last : match.start()]))
+        parts.append(f"<mark>{safe_text(match.group(0))}</mark>")
         last = match.end()
-    parts.append(html.escape(text[last:]))
+    parts.append(safe_text(text[last:]))
     return "".join(parts)

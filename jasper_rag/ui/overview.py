@@ -6,8 +6,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from jasper_rag.store import Store
 
 KIND_NAMES = {"chunk": "text chunks", "faq": "FAQ entries", "image": "images"}
@@ -64,11 +62,6 @@ def store_overview(store: Store) -> StoreOverview:
         file_types=dict(Counter(doc.file_type for doc in documents if doc.status == "ingested")),
         indexes=rows,
     )
-
-
-def public_url(url: str) -> str:
-    """A database URL fit for display: any password masked."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def eval_table(reports_dir: Path) -> str | None:

@@ -20,7 +20,8 @@ from jasper_rag.ui import resources
 from jasper_rag.ui.cards import HERO, STYLE, faq_card, hit_card, stats_html
 from jasper_rag.ui.image_query import search_by_image, supports_image_queries
 from jasper_rag.ui.ingest_run import ingest_uploads, summary_rows
-from jasper_rag.ui.overview import KIND_NAMES, StoreOverview, eval_table, public_url, store_overview
+from jasper_rag.ui.overview import KIND_NAMES, StoreOverview, eval_table, store_overview
+from jasper_rag.ui.safe import error_line, public_url, safe_text
 from jasper_rag.ui.uploads import UploadPolicy, save_uploads
 from jasper_rag.vision.images import ImageLoadError, decode_image
 
@@ -111,7 +112,7 @@ def render_search(searcher: Searcher, overview: StoreOverview) -> None:
     try:
         hits = searcher.search(query, **options) if image is None else search_by_image(searcher, image, **options)
     except (EmptyStoreError, ValueError) as err:  # the store changed under us (rebuilt, emptied)
-        st.error(f"{err}. Press **Reload model and index** in the sidebar.")
+        st.error(f"{safe_text(error_line(err), breaks=False)}. Press **Reload model and index** in the sidebar.")
         return
     seconds = time.perf_counter() - started
     st.markdown(
@@ -137,8 +138,8 @@ def image_query_input(searcher: Searcher):
             return None
         try:
             image = decode_image(upload.getvalue(), upload.name)
-        except ImageLoadError as err:
-            st.error(str(err))
+        except ImageLoadError as err:  # names the uploaded file: shown inert
+            st.error(safe_text(error_line(err), breaks=False))
             return None
         st.image(image, width=160)
         return image
