@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from jasper_rag.embedding import normalize_rows
 from jasper_rag.store import IndexTrainingError, VectorIndex
+from tests.conftest import ROOT
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -74,3 +79,43 @@ def test_ivf_pq_trains_on_first_add_and_supports_remove_and_reconstruct(tmp_path
 def test_ivf_with_too_few_vectors_says_what_to_do():
     with pytest.raises(IndexTrainingError, match="Flat"):
         VectorIndex.create(16, "IVF64,Flat").add(np.arange(10), unit_vectors(10, 16))
+
+
+SAVE_UNDER_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+import faiss, numpy as np
+from jasper_rag.store import VectorIndex
+
+folder = Path(sys.argv[1])
+index = VectorIndex.create(16)
+index.add(np.arange(200), np.eye(16, dtype=np.float32)[np.arange(200) % 16])
+VectorIndex.create(16).save(folder / "old.faiss")
+size = len(faiss.serialize_index(index.index))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write fails with EFBIG, like a full disk
+for cut in map(int, sys.argv[2:]):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size - cut, resource.RLIM_INFINITY))
+    try:
+        index.save(folder / f"new{cut}.faiss")
+        print(cut, "saved")
+    except OSError as err:
+        print(cut, "raised", err.errno)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+"""
+
+
+def test_a_write_failure_raises_and_renames_no_short_file(tmp_path):
+    """The disk fills ``cut`` bytes before the end of the file; cut=1: only FAISS's final flush fails,
+    which FAISS's own writer merely printed (and the short file was renamed into place)."""
+    cuts = ["1", "100", "2000"]
+    done = subprocess.run(
+        [sys.executable, "-c", SAVE_UNDER_FILE_SIZE_LIMIT, str(tmp_path), *cuts],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{cut} raised {errno.EFBIG}" for cut in cuts], done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.faiss"]  # no short file, no temp file left
+    assert VectorIndex.load(tmp_path / "old.faiss", "Flat").ntotal == 0

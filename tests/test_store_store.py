@@ -205,3 +205,25 @@ def test_an_hnsw_store_replaces_documents_too(tmp_path, db_url):
     assert store.index_states()[("chunk", "full")].factory == "HNSW16"
     assert sorted(v.text for v in store.fetch(ids_of(store))) == ["a3", "b1"]
     assert check(store).consistent
+
+
+def test_repair_falls_back_to_the_previous_generation_when_the_newest_file_is_unreadable(tmp_path, db_url):
+    store = make_store(tmp_path, db_url)
+    with store.writer():
+        store.commit([record("/a", ["a1", "a2"]), record("/b", ["b1"])])
+        store.commit([record("/c", ["c1"], seed=2)], deleted_paths=["/b"])
+    newest = store.index_path("chunk", "full", store.index_states()[("chunk", "full")].generation)
+    newest.write_bytes(newest.read_bytes()[:-40])  # e.g. a full disk cut the file short
+    store = Store(store.url, store.index_dir)
+
+    report = check(store)
+    problem = next(c for c in report.checks if not c.ok)
+    assert (problem.kind, problem.head) == ("chunk", "full") and "unreadable" in problem.error
+    assert "repair rebuilds from it" in problem.error and len(problem.missing) == 1  # /c is not in the older one
+
+    fixed = repair(store)
+    assert fixed.consistent, fixed.render()
+    statuses = {d.path: d.status for d in store.documents()}
+    assert statuses == {"/a": DocumentStatus.INGESTED, "/c": DocumentStatus.STALE}  # /a kept, /b's vector dropped
+    assert [v.text for v in store.fetch(ids_of(store))] == ["a1", "a2"]
+    assert ids_of(store, head="d4") == ids_of(store)

@@ -3,7 +3,9 @@
 Consistent means: every (kind, head) index file named in SQL loads, has the head's dimension and
 holds exactly the ids of the embedded SQL entries of its kind, each once. Repair keeps every vector
 that both sides agree on, drops vectors without rows, and marks documents whose vectors are missing
-as ``stale`` (their rows go; the next ingest embeds them again), all in one commit.
+as ``stale`` (their rows go; the next ingest embeds them again), all in one commit. When the file SQL
+names is unreadable, repair starts from the newest older generation still on disk that loads (the
+previous one is kept one commit longer), so only documents whose vectors it lacks become stale.
 Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 
 from jasper_rag.store.models import DocumentStatus, Entry, EntryKind
-from jasper_rag.store.store import Store, batched
+from jasper_rag.store.store import INDEX_FILE, Store, batched
 from jasper_rag.store.vector_index import VectorIndex
 
 EMPTY = np.zeros(0, dtype=np.int64)
@@ -34,6 +36,7 @@ class IndexCheck:
     extra: np.ndarray = field(default_factory=lambda: EMPTY)
     duplicates: np.ndarray = field(default_factory=lambda: EMPTY)
     error: str | None = None
+    source: VectorIndex | None = field(default=None, repr=False)  # what repair keeps vectors from
 
     @property
     def ok(self) -> bool:
@@ -85,8 +88,31 @@ def _load(store: Store, kind: str, head: str, dim: int) -> tuple[VectorIndex | N
     return index, None
 
 
+def _older_generation(store: Store, kind: str, head: str, dim: int) -> tuple[int, VectorIndex] | None:
+    """The newest generation older than the one SQL names that is still on disk and loads."""
+    state = store.index_states()[(kind, head)]
+    older = []
+    for path in store.index_dir.glob(f"{store.store_id}.{kind}.{head}.g*.faiss"):
+        match = INDEX_FILE.match(path.name)
+        if match and match["store"] == store.store_id and int(match["generation"]) < state.generation:
+            older.append((int(match["generation"]), path))
+    for generation, path in sorted(older, reverse=True):
+        try:
+            index = VectorIndex.load(path, state.factory)
+        except Exception:  # unreadable too: try the one before
+            continue
+        if index.dim == dim:
+            return generation, index
+    return None
+
+
 def _check_index(store: Store, kind: str, head: str, dim: int, sql_ids: np.ndarray) -> IndexCheck:
     index, error = _load(store, kind, head, dim)
+    if index is None and error != "no index":
+        older = _older_generation(store, kind, head, dim)
+        if older is not None:
+            index = older[1]
+            error += f"; generation {older[0]} is readable: repair rebuilds from it"
     if index is None:
         return IndexCheck(kind, head, len(sql_ids), missing=sql_ids, error=error)
     ids = index.ids()
@@ -99,6 +125,8 @@ def _check_index(store: Store, kind: str, head: str, dim: int, sql_ids: np.ndarr
         missing=np.setdiff1d(sql_ids, unique),
         extra=np.setdiff1d(unique, sql_ids),
         duplicates=unique[counts > 1],
+        error=error,
+        source=index,
     )
 
 
@@ -153,7 +181,7 @@ def repair(store: Store) -> DoctorReport:
             dropped_entries = _entries_of(store, stale_documents)
             rebuilt = {}
             for item in report.checks:
-                index, _ = _load(store, item.kind, item.head, heads[item.head])
+                index = item.source  # the current index, or the older generation an unreadable one falls back to
                 kept = EMPTY if index is None else index.ids()
                 if item.ok and not np.isin(kept, dropped_entries).any():
                     continue

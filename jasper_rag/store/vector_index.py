@@ -1,13 +1,15 @@
 """One FAISS inner-product index over L2-normalised vectors, addressed by our own int64 ids.
 
 Built from a FAISS factory string (``"Flat"``: exact, the default; ``"HNSW32"``; ``"IVF256,PQ16"``)
-so that ids are SQL entry ids and vectors can be reconstructed by id. Saved
-with FAISS's own format (no pickle) through a temp file, fsync and rename. Searches run on the GPU
-when FAISS sees one (a lazily made copy; the CPU index stays the one that is changed and saved).
+so that ids are SQL entry ids and vectors can be reconstructed by id. Saved with FAISS's own format
+(no pickle) through a temp file, fsync and rename, written by Python so that a full disk raises.
+Searches run on the GPU when FAISS sees one (a lazily made copy; the CPU index stays the one that is
+changed and saved).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import uuid
@@ -182,15 +184,29 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: Path) -> None:
-        """Write atomically: temp file in the same folder, fsync, rename, fsync the folder."""
+        """Write atomically: temp file in the same folder, fsync, rename, fsync the folder.
+
+        The index is serialized in memory and written with Python's file I/O, so a full disk or an I/O
+        error raises (FAISS's own writer only prints a failed final flush to stderr and leaves a short
+        file); the written size is checked before the rename, so a short file is never renamed into place.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = memoryview(faiss.serialize_index(self.index))
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            faiss.write_index(self.index, str(tmp))
-            with tmp.open("rb") as handle:
-                os.fsync(handle.fileno())
-            tmp.replace(path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                written = 0
+                while written < len(data):  # os.write may write less than asked; a failure raises OSError
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size != len(data):
+                raise OSError(errno.EIO, f"index file is {size} bytes, expected {len(data)}", str(tmp))
+            os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         fsync_dir(path.parent)
