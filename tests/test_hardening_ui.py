@@ -139,3 +139,100 @@ def test_app_shows_hostile_faq_entries_chunks_and_file_names_inert(tmp_path: Pat
     assert faq_cards and any("click" in card for card in faq_cards)
     for markdown in cards + faq_cards:
         assert_inert(markdown)
+
+
+# ----------------------------------------------------------------- item 7: errors are one line, passwords masked
+SECRET = "S3cretPW"
+SECRET_URL = f"postgresql+psycopg://jasper:{SECRET}@db.internal:5432/rag"
+
+
+def operational_error() -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    driver = ConnectionError(f"connection to {SECRET_URL} failed: FATAL: password authentication failed\nDETAIL: x")
+    return OperationalError("SELECT store_meta.key FROM store_meta\nWHERE x = ?", {"x": 1}, driver)
+
+
+def page_text(app: AppTest) -> str:
+    """Everything the page shows as text (messages, Markdown, code, captions, exceptions)."""
+    parts = [
+        el.value for kind in ("error", "warning", "info", "markdown", "caption", "code") for el in getattr(app, kind)
+    ]
+    parts += [str(el.value) + str(getattr(el, "stack_trace", "")) for el in app.exception]
+    return "\n".join(str(part) for part in parts)
+
+
+def assert_one_masked_line(app: AppTest, expected: str) -> None:
+    assert not app.exception, app.exception
+    assert len(app.error) == 1, [el.value for el in app.error]
+    message = app.error[0].value
+    assert expected in message and "\n" not in message, message
+    shown = page_text(app)
+    assert SECRET not in shown and "Traceback" not in shown and "SELECT" not in shown, shown
+    assert all("\n" not in el.value for el in app.code), [el.value for el in app.code]
+
+
+def test_error_line_keeps_one_masked_line_of_the_driver_message() -> None:
+    from jasper_rag.ui.safe import error_line, mask_secrets, public_url
+
+    line = error_line(operational_error())
+    assert SECRET not in line and "\n" not in line and "jasper:***@db.internal" in line and "SELECT" not in line
+    assert error_line(RuntimeError(f"cannot create the store id in {SECRET_URL}")).endswith(
+        "jasper:***@db.internal:5432/rag"
+    )
+    assert mask_secrets(f"host=db user=u password={SECRET} dbname=x") == "host=db user=u password=*** dbname=x"
+    assert mask_secrets("https://example.org/a:b@c") == "https://example.org/a:b@c"  # no credentials: untouched
+    assert SECRET not in public_url(f"postgresql://u:{SECRET}@h:5432/db?x=1") and SECRET not in public_url(
+        f"not a url postgresql://u:{SECRET}@h:x/db"
+    )
+
+
+def test_unreachable_database_is_one_line_without_traceback(tmp_path: Path, monkeypatch) -> None:
+    model = save_tiny_model(tmp_path / "tiny")
+    configure(
+        monkeypatch,
+        tmp_path,
+        model,
+        JASPER_DB_URL=f"postgresql+psycopg://jasper:{SECRET}@127.0.0.1:9/rag?connect_timeout=5",
+    )
+    app = run_app()
+    assert_one_masked_line(app, "The database could not be opened")
+    assert "127.0.0.1:9" in app.error[0].value and "jasper:***@" in app.error[0].value
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param(operational_error, "The database could not be opened", id="operational-error"),
+        pytest.param(
+            lambda: RuntimeError(f"cannot create the store id in {SECRET_URL}"), "could not be opened", id="store-id"
+        ),
+    ],
+)
+def test_store_errors_naming_the_url_show_no_password(tmp_path: Path, monkeypatch, error, expected) -> None:
+    model = save_tiny_model(tmp_path / "tiny")
+    configure(monkeypatch, tmp_path, model)
+
+    def failing_store(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr("jasper_rag.ui.resources.Store", failing_store)
+    app = run_app()
+    assert_one_masked_line(app, expected)
+
+
+def test_database_failing_after_the_page_opened_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    from jasper_rag.store import Store
+
+    model = save_tiny_model(tmp_path / "tiny")
+    configure(monkeypatch, tmp_path, model)
+    ingest_corpus(model, write_corpus(tmp_path / "docs"))
+    app = run_app()
+    assert app.tabs
+
+    def gone(self) -> None:
+        raise operational_error()
+
+    monkeypatch.setattr(Store, "refresh", gone)
+    app.run()
+    assert_one_masked_line(app, "The database stopped answering")

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.search import EmptyStoreError, FAQMatch, Searcher
@@ -40,10 +41,20 @@ def render() -> None:
     settings = get_settings()
     searcher, problem = resources.open_searcher(settings)
     if problem is not None:
-        st.error(f"**{problem.title}**\n\n{problem.fix}")
+        st.error(f"**{problem.title}.** {problem.fix}")
         with st.expander("Details"):
             st.code(problem.detail, language=None)
         return
+    try:
+        render_tabs(searcher, settings)
+    except SQLAlchemyError as err:  # the database went away after the page opened: one line, not a traceback
+        st.error(
+            f"**The database stopped answering** ({safe_text(error_line(err), breaks=False)}). "
+            + resources.database_fix(settings)
+        )
+
+
+def render_tabs(searcher: Searcher, settings: Settings) -> None:
     overview = store_overview(searcher.store)
     render_sidebar(overview, settings)
     search_tab, faq_tab, ingest_tab, about_tab = st.tabs(["Search", "FAQ", "Ingest", "About"])
