@@ -174,7 +174,7 @@ def test_bad_uploads_are_refused_with_reasons(
     assert rows["broken.pdf"]["status"] == "failed" and "PDF" in rows["broken.pdf"]["reason"]
     assert rows["good.txt"]["status"] == "ingested"
     assert any("did not go in" in message.value for message in app.error)
-    assert sorted(path.suffix for path in (tmp_path / "uploads").iterdir()) == [".pdf", ".txt"]
+    assert sorted(path.suffix for path in (tmp_path / "uploads").iterdir()) == [".txt"]  # the failed PDF is deleted
 
 
 def test_about_shows_model_heads_counts_indexes_and_eval_table(ready: Path, tmp_path: Path) -> None:

@@ -236,3 +236,100 @@ def test_database_failing_after_the_page_opened_is_one_line(tmp_path: Path, monk
     monkeypatch.setattr(Store, "refresh", gone)
     app.run()
     assert_one_masked_line(app, "The database stopped answering")
+
+
+# ----------------------------------------------------------------- item 8: uploads are bounded on the server
+def test_server_upload_limit_matches_the_ingest_file_limit() -> None:
+    import tomllib
+
+    from jasper_rag.config import Settings
+    from tests.app_support import ROOT
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["maxUploadSize"] == Settings.model_fields["ingest_max_file_mb"].default == 50
+
+
+def noise_png(side: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_query_image_is_refused_above_the_size_limit_before_decoding(monkeypatch) -> None:
+    from jasper_rag.ui import image_query
+    from jasper_rag.vision.images import ImageLoadError
+
+    data = noise_png(64)
+    decoded: list[str] = []
+    real = image_query.decode_image
+    monkeypatch.setattr(image_query, "decode_image", lambda d, n: decoded.append(n) or real(d, n))
+    with pytest.raises(ImageLoadError, match="too large"):
+        image_query.read_query_image("big.png", data, max_mb=len(data) / 2**20 / 2)
+    assert not decoded
+    assert image_query.read_query_image("ok.png", data, max_mb=1).size == (64, 64)
+
+
+def test_app_refuses_query_images_over_the_size_or_pixel_limit(tmp_path: Path, monkeypatch) -> None:
+    model = save_tiny_model(tmp_path / "vision", vision=True)
+    configure(monkeypatch, tmp_path, model)
+    ingest_corpus(model, write_corpus(tmp_path / "docs"))
+    monkeypatch.setenv("JASPER_INGEST_MAX_FILE_MB", "0.004")  # 4 KiB: the noise image is ~12 KiB
+    get_settings.cache_clear()
+    app = run_app()
+    app.file_uploader(key="image_query").upload("noise.png", noise_png(64), "image/png").run()
+    assert not app.exception, app.exception
+    assert "too large" in app.error[0].value and not app.image
+    assert not [el for el in app.markdown if 'class="jr-stats"' in el.value]
+    monkeypatch.setenv("JASPER_INGEST_MAX_FILE_MB", "50")
+    monkeypatch.setenv("JASPER_MAX_IMAGE_PIXELS", "1000")  # 64 x 64 = 4096 pixels
+    get_settings.cache_clear()
+    app.run()  # the uploader's own limit changed with the setting: a new widget, upload again
+    app.file_uploader(key="image_query").upload("noise.png", noise_png(64), "image/png").run()
+    assert "above the limit" in app.error[0].value and not app.image
+    name = "![x](http://evil.example/x.png) [click](http://evil.example).png"
+    app.file_uploader(key="image_query").clear().upload(name, b"not an image", "image/png").run()
+    message = app.error[0].value
+    assert "not a readable image" in message
+    for html_enabled in (True, False):
+        tokens = {token.type for token in walk(MarkdownIt("commonmark", {"html": html_enabled}).parse(message))}
+        assert not tokens & BAD_TOKENS, (tokens, message)
+
+
+def test_uploads_folder_keeps_only_what_the_store_uses(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from jasper_rag.ingest.summary import FileOutcome
+    from jasper_rag.ui.uploads import SavedUpload, clean_uploads, discard_failed
+
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    names = ("ingested.txt", "failed.pdf", "orphan.txt", "fresh-orphan.txt", ".upload-x.part", ".upload-new.part")
+    paths = {name: folder / name for name in names}
+    for path in paths.values():
+        path.write_text("x")
+    old = time.time() - 7200
+    for name in ("ingested.txt", "failed.pdf", "orphan.txt", ".upload-x.part"):
+        os.utime(paths[name], (old, old))
+    saved = [SavedUpload("a.txt", paths["ingested.txt"]), SavedUpload("b.pdf", paths["failed.pdf"])]
+    outcomes = [FileOutcome(str(paths["ingested.txt"]), "ingested"), FileOutcome(str(paths["failed.pdf"]), "failed")]
+    assert discard_failed(saved, outcomes, keep={paths["ingested.txt"]}) == [paths["failed.pdf"]]
+    removed = clean_uploads(folder, keep={paths["ingested.txt"]})
+    assert sorted(path.name for path in removed) == [".upload-x.part", "orphan.txt"]
+    assert sorted(path.name for path in folder.iterdir()) == [".upload-new.part", "fresh-orphan.txt", "ingested.txt"]
+
+
+def test_uploads_folder_total_size_is_capped(tmp_path: Path) -> None:
+    from jasper_rag.ui.uploads import UploadPolicy, save_uploads
+
+    policy = UploadPolicy((".txt",), max_mb=1.0, folder=tmp_path / "uploads", max_total_mb=0.01)  # ~10 KiB
+    saved, refused = save_uploads([("a.txt", b"a" * 6000), ("b.txt", b"b" * 6000), ("copy/a.txt", b"a" * 6000)], policy)
+    assert [upload.name for upload in saved] == ["a.txt", "copy/a.txt"]  # the same content again takes no room
+    assert [item.name for item in refused] == ["b.txt"] and "uploads folder is full" in refused[0].reason
+    assert [path.name for path in policy.folder.iterdir()] == [saved[0].path.name]

@@ -19,12 +19,12 @@ from jasper_rag.search.faq import FAQ_KEY, FAQMatcher
 from jasper_rag.store import EntryKind
 from jasper_rag.ui import resources
 from jasper_rag.ui.cards import HERO, STYLE, faq_card, hit_card, stats_html
-from jasper_rag.ui.image_query import search_by_image, supports_image_queries
+from jasper_rag.ui.image_query import read_query_image, search_by_image, supports_image_queries
 from jasper_rag.ui.ingest_run import ingest_uploads, summary_rows
 from jasper_rag.ui.overview import KIND_NAMES, StoreOverview, eval_table, store_overview
 from jasper_rag.ui.safe import error_line, public_url, safe_text
-from jasper_rag.ui.uploads import UploadPolicy, save_uploads
-from jasper_rag.vision.images import ImageLoadError, decode_image
+from jasper_rag.ui.uploads import UploadPolicy, clean_uploads, discard_failed, save_uploads, stored_paths
+from jasper_rag.vision.images import ImageLoadError
 
 K_CHOICES = (5, 10, 20, 50)
 EMPTY_INDEX = (
@@ -144,11 +144,14 @@ def image_query_input(searcher: Searcher):
                 "**Reload model and index** in the sidebar. The loaded model reads text only."
             )
             return None
-        upload = st.file_uploader("An image (PNG, JPEG, WebP, GIF, BMP)", key="image_query")
+        max_mb = get_settings().ingest_max_file_mb
+        upload = st.file_uploader(
+            "An image (PNG, JPEG, WebP, GIF, BMP)", key="image_query", max_upload_size=max(1, math.ceil(max_mb))
+        )
         if upload is None:
             return None
-        try:
-            image = decode_image(upload.getvalue(), upload.name)
+        try:  # the size and pixel limits are checked here, on the server, whatever the browser enforced
+            image = read_query_image(upload.name, upload.getvalue(), max_mb)
         except ImageLoadError as err:  # names the uploaded file: shown inert
             st.error(safe_text(error_line(err), breaks=False))
             return None
@@ -219,6 +222,10 @@ def render_ingest(searcher: Searcher, settings: Settings) -> None:
 
         summary = ingest_uploads(saved, searcher.encoder, searcher.store, settings, on_file) if saved else None
         bar.progress(1.0, text="Done")
+        kept = stored_paths(searcher.store.documents())  # the folder keeps only what the store uses
+        if summary is not None:
+            discard_failed(saved, summary.outcomes, kept)
+        clean_uploads(policy.folder, kept)
         st.session_state["ingest_report"] = {
             "rows": [asdict(row) for row in summary_rows(saved, refused, summary)],
             "embedded": sum(summary.embedded.values()) if summary else 0,
