@@ -2,7 +2,14 @@
 
 from jasper_rag.store.heads import POOLED, ModelIdentity, embed_heads, encoder_heads, model_identity
 from jasper_rag.store.models import Chunk, DocumentStatus, EntryKind, FaqEntry, ImageEntry
-from jasper_rag.store.store import DocumentRecord, DocumentView, EntryView, Store, StoreModelMismatchError
+from jasper_rag.store.store import (
+    DocumentRecord,
+    DocumentView,
+    EntryView,
+    Store,
+    StoreFolderMismatchError,
+    StoreModelMismatchError,
+)
 from jasper_rag.store.vector_index import IndexTrainingError, VectorIndex
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "IndexTrainingError",
     "ModelIdentity",
     "Store",
+    "StoreFolderMismatchError",
     "StoreModelMismatchError",
     "VectorIndex",
     "embed_heads",

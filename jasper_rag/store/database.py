@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jasper_rag.store.models import Base
@@ -30,7 +31,13 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    for attempt in range(3):
+        try:
+            Base.metadata.create_all(engine)
+            break
+        except (IntegrityError, OperationalError, ProgrammingError):  # another process created them at once
+            if attempt == 2:
+                raise
     return engine
 
 

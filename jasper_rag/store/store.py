@@ -8,6 +8,12 @@ the rows. A crash before the commit leaves the old rows and the old index files,
 new files are unreferenced garbage that the next writer (or ``doctor --repair``) deletes. Readers
 load the generation named in SQL, so they see the old or the new state, never a mix. The previous
 generation is kept one commit longer for readers that are still loading it.
+
+One database, one index folder: the first open records the folder in the database (an id also written
+to a marker file in the folder, so a folder moved or copied together with its database still opens),
+and a database bound to another folder is refused; two index folders can therefore never take turns
+committing generations of one database. Writers exclude each other with a file lock in the folder
+and, on PostgreSQL, a session-level advisory lock held for the writer's whole duration.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import re
 import uuid
 from collections import defaultdict
@@ -25,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MODEL_KEY = "model"
 STORE_ID_KEY = "store_id"  # prefixes the index file names: two databases can never take each other's files
+INDEX_FOLDER_KEY = "index_folder"  # {"id", "path"} of the one index folder this database belongs to
 LOCK_FILE = ".writer.lock"
 INDEX_FILE = re.compile(
     r"^(?P<store>[0-9a-f]+)\.(?P<kind>[a-z]+)\.(?P<head>[A-Za-z0-9_-]+)\.g(?P<generation>\d+)\.faiss$"
@@ -47,6 +56,10 @@ SQL_BATCH = 500  # ids or paths per IN (...) clause
 
 class StoreModelMismatchError(RuntimeError):
     """The store holds vectors of another model than the one given."""
+
+
+class StoreFolderMismatchError(RuntimeError):
+    """The database belongs to another index folder than the one given."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,7 @@ class Store:
         self.engine = make_engine(url)
         self.sessions = make_sessions(self.engine)
         self.store_id = self._store_id()
+        self._bind_index_folder()
         self.model: ModelIdentity | None = None
         self._states: dict[tuple[str, str], IndexState] = {}
         self._loaded: dict[tuple[str, str], tuple[int, VectorIndex]] = {}
@@ -152,6 +166,57 @@ class Store:
             except IntegrityError:  # another process created it at the same moment: read theirs
                 continue
         raise RuntimeError(f"cannot create the store id in {self.url}")
+
+    def _folder_marker(self) -> Path:
+        return self.index_dir / f".{self.store_id}.folder"
+
+    def _read_folder_id(self) -> str | None:
+        try:
+            return self._folder_marker().read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _write_folder_id(self, folder_id: str) -> str:
+        """Create the marker atomically (written in full, then linked into place); an existing one wins."""
+        marker = self._folder_marker()
+        tmp = marker.with_name(f"{marker.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_text(folder_id + "\n")
+            os.link(tmp, marker)
+        except FileExistsError:
+            return self._read_folder_id() or folder_id
+        finally:
+            tmp.unlink(missing_ok=True)
+        return folder_id
+
+    def _bind_index_folder(self) -> None:
+        """Bind this database to its index folder on first open; refuse another folder afterwards."""
+        here = str(self.index_dir.resolve())
+        for _ in range(2):
+            try:
+                with self.sessions() as session, session.begin():
+                    meta = session.get(StoreMeta, INDEX_FOLDER_KEY)
+                    if meta is None:
+                        folder_id = self._read_folder_id() or self._write_folder_id(uuid.uuid4().hex)
+                        session.add(StoreMeta(key=INDEX_FOLDER_KEY, value=json.dumps({"id": folder_id, "path": here})))
+                        return
+                    bound = json.loads(meta.value)
+                    folder_id = self._read_folder_id()
+                    if folder_id is None and bound["path"] == here:  # its own folder, emptied or recreated
+                        folder_id = self._write_folder_id(bound["id"])
+                    if folder_id != bound["id"]:
+                        shown = make_url(self.url).render_as_string(hide_password=True)
+                        raise StoreFolderMismatchError(
+                            f"the database {shown} belongs to the index folder {bound['path']}, not {here}; "
+                            f"open it with --index-dir {bound['path']} (JASPER_INDEXES_DIR), or give this folder "
+                            "its own database (--db)"
+                        )
+                    if bound["path"] != here:  # the folder moved together with its database
+                        meta.value = json.dumps({"id": folder_id, "path": here})
+                    return
+            except IntegrityError:  # another process bound it at the same moment: check against theirs
+                continue
+        raise RuntimeError(f"cannot record the index folder in {self.url}")
 
     # ================================================================= reading
     def refresh(self) -> None:
@@ -243,7 +308,8 @@ class Store:
     # ================================================================= writing
     @contextmanager
     def writer(self) -> Iterator[Store]:
-        """Exclusive write access (a file lock beside the indexes); leftovers of crashed runs are removed."""
+        """Exclusive write access: a file lock beside the indexes, and on PostgreSQL also an advisory lock
+        (so writers on different machines exclude each other too); leftovers of crashed runs are removed."""
         with (self.index_dir / LOCK_FILE).open("a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -251,12 +317,33 @@ class Store:
                 log.warning("another process is writing to %s; waiting for it", self.index_dir)
                 fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self.refresh()
-                self.remove_garbage()
-                yield self
+                with self._database_lock():
+                    self.refresh()
+                    self.remove_garbage()
+                    yield self
             finally:
                 self._working.clear()
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def advisory_lock_key(self) -> int:
+        """The PostgreSQL advisory lock key of this database's writers (from its store id)."""
+        return int(self.store_id, 16) & 0x7FFF_FFFF_FFFF_FFFF
+
+    @contextmanager
+    def _database_lock(self) -> Iterator[None]:
+        """On PostgreSQL, a session-level advisory lock on a dedicated connection, held while the writer is."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = self.advisory_lock_key()
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            if not connection.scalar(select(func.pg_try_advisory_lock(key))):
+                log.warning("another writer holds the database lock of %s; waiting for it", self.index_dir)
+                connection.execute(select(func.pg_advisory_lock(key)))
+            try:
+                yield
+            finally:
+                connection.execute(select(func.pg_advisory_unlock(key)))
 
     def bind_model(self, identity: ModelIdentity) -> None:
         """Record the model that builds the vectors; refuse another model while vectors of one exist."""
