@@ -7,6 +7,7 @@ card's HTML block), databases that cannot be reached, and uploads above the limi
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -333,3 +334,18 @@ def test_uploads_folder_total_size_is_capped(tmp_path: Path) -> None:
     assert [upload.name for upload in saved] == ["a.txt", "copy/a.txt"]  # the same content again takes no room
     assert [item.name for item in refused] == ["b.txt"] and "uploads folder is full" in refused[0].reason
     assert [path.name for path in policy.folder.iterdir()] == [saved[0].path.name]
+
+
+def test_any_other_page_failure_is_one_masked_line(tmp_path: Path, monkeypatch) -> None:
+    model = save_tiny_model(tmp_path / "tiny")
+    configure(monkeypatch, tmp_path, model)
+    ingest_corpus(model, write_corpus(tmp_path / "docs"))
+
+    def broken(store):
+        raise ValueError(f"index at {SECRET_URL} is corrupt\n  File 'x.py', line 1\nTraceback (most recent call last)")
+
+    monkeypatch.setattr("jasper_rag.ui.page.store_overview", broken)
+    app = run_app()
+    assert_one_masked_line(app, "Something went wrong")
+    shown = html.unescape(app.error[0].value)  # as the browser shows it
+    assert "(ValueError: index at postgresql+psycopg://jasper:***@db.internal:5432/rag is corrupt)" in shown

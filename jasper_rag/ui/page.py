@@ -6,6 +6,7 @@ Drawing only: searching, matching, saving uploads and ingesting are done by ``ja
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict
@@ -26,6 +27,7 @@ from jasper_rag.ui.safe import error_line, public_url, safe_text
 from jasper_rag.ui.uploads import UploadPolicy, clean_uploads, discard_failed, save_uploads, stored_paths
 from jasper_rag.vision.images import ImageLoadError
 
+LOG = logging.getLogger(__name__)
 K_CHOICES = (5, 10, 20, 50)
 EMPTY_INDEX = (
     "The index is empty. Add files in the **Ingest** tab, or from a terminal: `make ingest` (the sample "
@@ -51,6 +53,12 @@ def render() -> None:
         st.error(
             f"**The database stopped answering** ({safe_text(error_line(err), breaks=False)}). "
             + resources.database_fix(settings)
+        )
+    except Exception as err:  # any other failure: one line on the page, the traceback in the server's log only
+        LOG.exception("the search page failed")
+        st.error(
+            f"**Something went wrong** ({safe_text(f'{type(err).__name__}: {error_line(err)}', breaks=False)}). "
+            "Press **Reload model and index** in the sidebar or reload the page; the server's log has the details."
         )
 
 
