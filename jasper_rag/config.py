@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     ingest_max_file_mb: float = Field(50.0, gt=0, description="Ingestion refuses files larger than this.")
     ingest_commit_chunks: int = Field(2048, gt=0, description="Chunks embedded between two commits of the store.")
     ingest_max_pdf_pages: int = Field(2000, gt=0, description="Ingestion refuses PDFs with more pages than this.")
+    ingest_max_pdf_content_mb: float = Field(
+        64.0, gt=0, description="Ingestion refuses PDFs whose pages decode to more content than this (summed per page)."
+    )
+    ingest_parse_cpu_s: int = Field(60, gt=0, description="CPU seconds one file's parsing may take (worker process).")
+    ingest_parse_memory_mb: int = Field(2048, gt=0, description="Address space of the parsing worker process, MiB.")
+    ingest_parse_wall_s: float = Field(120.0, gt=0, description="Wall-clock seconds one file's parsing may take.")
     uploads_dir: Path = Field(Path("data/uploads"), description="Where the UI saves uploaded files (generated names).")
 
     @field_validator("eval_dir", mode="before")

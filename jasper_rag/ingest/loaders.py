@@ -17,6 +17,7 @@ import csv
 import io
 import logging
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +42,19 @@ class LoadError(Exception):
 
 @dataclass(frozen=True)
 class LoadLimits:
-    """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``) and image pixels
+    """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``), PDF page content decoded for
+    text extraction (``JASPER_INGEST_MAX_PDF_CONTENT_MB``, see ``pdf_content_bytes``) and image pixels
     (``JASPER_MAX_IMAGE_PIXELS``, the decompression-bomb guard)."""
 
     max_pdf_pages: int
     max_image_pixels: int
+    max_pdf_content_bytes: int = 64 * 2**20
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LoadLimits:
         settings = settings or get_settings()
-        return cls(settings.ingest_max_pdf_pages, settings.max_image_pixels)
+        content = int(settings.ingest_max_pdf_content_mb * 2**20)
+        return cls(settings.ingest_max_pdf_pages, settings.max_image_pixels, content)
 
 
 def storable(text: str) -> str:
@@ -161,6 +165,12 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
         raise LoadError("empty PDF: no pages")
     if count > limits.max_pdf_pages:  # the tree held more pages than it declared
         raise LoadError(_too_many_pages(count, limits))
+    content = pdf_content_bytes(reader, limits.max_pdf_content_bytes)
+    if content > limits.max_pdf_content_bytes:  # refused before any page is parsed for text
+        raise LoadError(
+            f"too much page content: over {content / 2**20:.0f} MiB decoded across its {count} pages > limit "
+            f"{limits.max_pdf_content_bytes / 2**20:.0f} MiB (JASPER_INGEST_MAX_PDF_CONTENT_MB)"
+        )
     pages, broken = [], 0
     for number, page in enumerate(reader.pages, start=1):
         try:
@@ -173,6 +183,105 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
             f"no text layer: none of its {count} pages has extractable text (scanned? run OCR first){detail}"
         )
     return _require_text(pages)
+
+
+FLATE = ("/FlateDecode", "/Fl")
+MAX_FORM_DEPTH = 8
+
+
+def pdf_content_bytes(reader: PdfReader, cap: int) -> int:
+    """The bytes text extraction would decode: every page's ``/Contents`` streams and the form XObjects
+    they draw, decoded, summed over the pages (a stream shared by many pages counts once per page: it is
+    decoded once per page). Each distinct stream is decoded once here, incrementally and only as far as
+    ``cap``, and the count stops as soon as it passes ``cap``, so the check costs at most about ``cap``
+    bytes of decompression whatever the file claims. A damaged stream counts what decodes of it."""
+    sizes: dict[object, int] = {}
+    total = 0
+    for page in reader.pages:
+        try:
+            total += _page_content_bytes(page, sizes, cap)
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError):
+            continue  # the page is damaged: extraction will fail on it and say so
+        if total > cap:
+            break
+    return total
+
+
+def _page_content_bytes(page, sizes: dict[object, int], cap: int) -> int:
+    streams = _as_list(page.get("/Contents"))
+    total = sum(_stream_bytes(ref, sizes, cap) for ref in streams)
+    seen: set[object] = set()
+    pending = [(page.get("/Resources"), 0)]
+    while pending and total <= cap:
+        resources, depth = pending.pop()
+        resources = _resolve(resources)
+        if depth >= MAX_FORM_DEPTH or not hasattr(resources, "get"):
+            continue
+        xobjects = _resolve(resources.get("/XObject"))
+        if not hasattr(xobjects, "values"):
+            continue
+        for ref in xobjects.values():
+            key = _key(ref)
+            form = _resolve(ref)
+            if key in seen or not hasattr(form, "get") or form.get("/Subtype") != "/Form":
+                continue
+            seen.add(key)
+            total += _stream_bytes(ref, sizes, cap)
+            pending.append((form.get("/Resources"), depth + 1))
+    return total
+
+
+def _as_list(value) -> list:
+    value = _resolve(value)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _resolve(value):
+    return value.get_object() if hasattr(value, "get_object") else value
+
+
+def _key(ref) -> object:
+    return (ref.idnum, ref.generation) if hasattr(ref, "idnum") else id(ref)
+
+
+def _stream_bytes(ref, sizes: dict[object, int], cap: int) -> int:
+    """One stream's decoded length (at most a little over ``cap``), decoded once per file."""
+    key = _key(ref)
+    if key not in sizes:
+        sizes[key] = _decoded_length(_resolve(ref), cap)
+    return sizes[key]
+
+
+def _decoded_length(stream, cap: int) -> int:
+    raw = getattr(stream, "_data", None)
+    if not isinstance(raw, bytes):
+        return 0
+    filters = _resolve(stream.get("/Filter"))
+    filters = [str(_resolve(name)) for name in filters] if isinstance(filters, list) else [str(filters or "")]
+    if filters == [""]:
+        return len(raw)
+    if filters == [FLATE[0]] or filters == [FLATE[1]]:
+        return _inflated_length(raw, cap)
+    try:  # other filters (ASCII85, LZW, chains) expand little or are rare: pypdf decodes them
+        return len(stream.get_data())
+    except Exception:
+        return 0
+
+
+def _inflated_length(raw: bytes, cap: int, step: int = 2**20) -> int:
+    """The inflated length of ``raw``, counted in ``step`` slices and stopped once over ``cap``."""
+    inflater, total, pending = zlib.decompressobj(), 0, raw
+    try:
+        while pending and total <= cap:
+            total += len(inflater.decompress(pending, step))
+            pending = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+    except zlib.error:
+        pass
+    return total
 
 
 def _declared_pages(reader: PdfReader) -> int:

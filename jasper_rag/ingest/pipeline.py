@@ -5,6 +5,11 @@ ones replaced, files gone from an ingested folder deleted, each with its rows an
 file ends with a status (``ingested``, ``not embedded``, ``failed`` + reason, ``unchanged``,
 ``removed``); one bad file never stops the run. Commits are atomic (see ``jasper_rag.store.store``),
 so a killed run loses at most its last uncommitted batch, which the next run redoes.
+
+Each file is parsed in a worker process bounded in CPU time, memory and wall-clock time
+(``jasper_rag.ingest.worker``), so a hostile file costs at most those limits. The store's writer lock is
+held only to write (binding the model, removals, each batch's commit), never while files are parsed
+or embedded, so other writers wait seconds, not the length of a run.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from jasper_rag.ingest.loaders import (
     storable,
 )
 from jasper_rag.ingest.summary import REMOVED, UNCHANGED, FileOutcome, IngestSummary
+from jasper_rag.ingest.worker import ParseLimits, ParseWorker, UnexpectedParseError
 from jasper_rag.store import (
     Chunk,
     DocumentRecord,
@@ -216,6 +222,8 @@ class Ingestor:
         self.chunker = Chunker.for_encoder(encoder, settings.chunk_tokens, settings.chunk_overlap)
         self.limit_bytes = int(settings.ingest_max_file_mb * 2**20)
         self.limits = LoadLimits.from_settings(settings)
+        self.parser = ParseWorker(ParseLimits.from_settings(settings))
+        self.identity = model_identity(encoder)
         self.images = can_embed_images(encoder)
         self.summary = IngestSummary()
         self.pending: list[DocumentRecord] = []
@@ -241,16 +249,17 @@ class Ingestor:
         ]
         files = [path for path in files if has_storable_name(path)]
         try:
-            with self.store.writer():
+            with self.store.writer():  # held only to write: parsing and embedding run without it
                 if rebuild:
                     self.store.clear()
-                self.store.bind_model(model_identity(self.encoder))
+                self.store.bind_model(self.identity)
                 known = {doc.path: doc for doc in self.store.documents()}
                 self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths], list(found.unlisted))
-                for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
-                    self._add(path, known.get(str(path)))
-                self._flush()
+            for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
+                self._add(path, known.get(str(path)))
+            self._flush()
         finally:
+            self.parser.close()
             self.embed_bar.close()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
@@ -300,9 +309,11 @@ class Ingestor:
                 return None
             if kind is None:
                 raise LoadError(f"unsupported file type '{path.suffix or path.name}'")
-            self._fill(record, kind.load(path, data, self.limits), data)
+            self._fill(record, self.parser.load(kind.load, path, data, self.limits), data)
         except LoadError as err:
             return self._failed(record, str(err))
+        except UnexpectedParseError as err:  # a loader bug or a hostile file, met in the worker
+            return self._failed(record, f"unexpected error: {err}")
         except Exception as err:  # a loader bug or a hostile file: record it, keep going
             log.debug("unexpected error on %s", path, exc_info=True)
             return self._failed(record, f"unexpected error: {type(err).__name__}: {err}")
@@ -364,7 +375,9 @@ class Ingestor:
             count = len(record.entries)
             record.vectors = {head: rows[offset : offset + count] for head, rows in vectors.items()}
             offset += count
-        self.store.commit(self.pending)
+        with self.store.writer():  # short: another run's commits interleave with ours, file by file
+            self.store.bind_model(self.identity)  # refuses if another run rebuilt with another model meanwhile
+            self.store.commit(self.pending)
         for record in self.pending:
             embedded = [entry for entry in record.entries if entry.embedded]
             for entry in embedded:
