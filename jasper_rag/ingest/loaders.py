@@ -168,7 +168,7 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
     content = pdf_content_bytes(reader, limits.max_pdf_content_bytes)
     if content > limits.max_pdf_content_bytes:  # refused before any page is parsed for text
         raise LoadError(
-            f"too much page content: over {content / 2**20:.0f} MiB decoded across its {count} pages > limit "
+            f"too much page content: over {content / 2**20:.0f} MiB decoded across its {count} page(s) > limit "
             f"{limits.max_pdf_content_bytes / 2**20:.0f} MiB (JASPER_INGEST_MAX_PDF_CONTENT_MB)"
         )
     pages, broken = [], 0
