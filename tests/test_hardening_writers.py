@@ -122,3 +122,16 @@ def test_a_postgresql_writer_holds_a_database_lock_for_its_whole_duration(tmp_pa
         assert can_lock()
         for opened in (store, other):
             opened.close()
+
+
+def test_cli_reports_a_database_bound_to_another_folder_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from jasper_rag.cli import app
+
+    db = f"sqlite:///{tmp_path / 'meta.db'}"
+    Store(db, tmp_path / "one").close()
+    result = CliRunner().invoke(app, ["doctor", "--db", db, "--index-dir", str(tmp_path / "two")])
+    assert result.exit_code == 1, result.output
+    assert "doctor failed: " in result.output and "--index-dir" in result.output
+    assert "Traceback" not in result.output

@@ -37,11 +37,13 @@ def _open_store(command: str, settings: Settings, db: str | None, index_dir: Pat
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from jasper_rag.store import Store
+    from jasper_rag.store import Store, StoreFolderMismatchError
 
     url = db or settings.database_url
     try:
         return Store.open(settings, db_url=db, index_dir=index_dir)
+    except StoreFolderMismatchError as err:
+        raise fail(command, str(err)) from None
     except (SQLAlchemyError, OSError) as err:
         try:
             shown = make_url(url).render_as_string(hide_password=True)

@@ -19,12 +19,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def _open_searcher(command: str, model: str | None):
     from jasper_rag.search import Searcher
-    from jasper_rag.store import StoreModelMismatchError
+    from jasper_rag.store import StoreFolderMismatchError, StoreModelMismatchError
 
     name = model or get_settings().model
     try:
         return Searcher.open(model=name)
-    except StoreModelMismatchError as err:
+    except (StoreModelMismatchError, StoreFolderMismatchError) as err:
         raise fail(command, str(err)) from None
     except (OSError, ValueError, RuntimeError) as err:
         raise fail(
