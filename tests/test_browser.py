@@ -1,7 +1,8 @@
 """The real thing: `streamlit run app.py` on a free localhost port, driven by headless Chromium.
 
 Uses Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them; no browser
-downloads) and the packaged MiniLM on the sample corpus. Saves ``reports/ui-search.png``.
+downloads) and the packaged MiniLM on the sample corpus (plus two hostile files: an FAQ and a text whose
+entries are Markdown and HTML meant to show remote images, links and headings). Saves ``reports/ui-search.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ MODEL = "minilm-l6"
 QUERY = "how are the reduced-dimension heads trained?"
 START_TIMEOUT = 180  # seconds for the server to answer its health check (imports torch on a busy machine)
 RESULT_TIMEOUT = 120
+HOSTILE = (
+    "evil intro\n\n![x](http://evil.example/x.png)\n\n[click here](http://evil.example/phish)\n\n# evil heading\n\n"
+    "<img src=http://evil.example/y.png>\n\n<script>document.title='pwned'</script>\n\nwww.evil.example end"
+)
 CHROME_FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -93,9 +98,14 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         encoder = load_encoder(MODEL)
     except WeightsNotInstalledError as err:
         pytest.skip(f"packaged weights missing: {err}")
+    hostile = root / "hostile"
+    hostile.mkdir()
+    quoted = HOSTILE.replace('"', '""')
+    (hostile / "evil-faq.csv").write_text(f'question,answer\n"what is evil {quoted}","evil answer {quoted}"\n')
+    (hostile / "evil ![x](x.png) # h.txt").write_text(HOSTILE)
     store = Store.open(settings)
     try:
-        ingest_paths([SAMPLE_DIR], encoder, store, settings, progress=False)
+        ingest_paths([SAMPLE_DIR, hostile], encoder, store, settings, progress=False)
     finally:
         store.close()
     port = free_port()
@@ -168,3 +178,30 @@ def test_a_search_in_the_browser_shows_result_cards(app_url: str, browser) -> No
     )
     browser.execute_script("window.scrollTo(0, 0)")
     save_screenshot(browser, SCREENSHOT)
+
+
+def test_hostile_entries_render_as_plain_text_in_the_browser(app_url: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(app_url)
+    box = WebDriverWait(browser, START_TIMEOUT).until(
+        ready.element_to_be_clickable((By.CSS_SELECTOR, 'input[aria-label="Search"]'))
+    )
+    box.send_keys("what is evil click here evil heading", Keys.ENTER)
+    WebDriverWait(browser, RESULT_TIMEOUT).until(ready.presence_of_element_located((By.CSS_SELECTOR, ".jr-stats")))
+    WebDriverWait(browser, RESULT_TIMEOUT).until(
+        lambda driver: not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+    )
+    page = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"], .main, body')
+    scripts = [element.get_attribute("innerHTML") or "" for element in browser.find_elements(By.CSS_SELECTOR, "script")]
+    assert not any("pwned" in script for script in scripts)
+    assert not browser.find_elements(By.CSS_SELECTOR, 'img[src*="evil"], a[href*="evil"]')
+    headings = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "h1, h2, h3, h4, h5, h6")]
+    assert not any("evil" in heading for heading in headings), headings
+    assert browser.title != "pwned"
+    text = page.text
+    assert "![x](http://evil.example/x.png)" in text and "[click here](http://evil.example/phish)" in text
+    assert "<img src=http://evil.example/y.png>" in text and "# evil heading" in text  # shown, as typed
