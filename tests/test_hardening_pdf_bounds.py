@@ -189,6 +189,26 @@ def test_worker_start_up_and_round_trip_for_the_record():
     FACTS["per small file through the worker"] = f"{per_file * 1000:.2f} ms"
 
 
+def test_runs_in_one_process_share_one_worker(tmp_path, tiny_encoder, monkeypatch):
+    """A UI ingests one upload per run: the worker outlives the run instead of starting per file."""
+    from jasper_rag.ingest import worker
+    from jasper_rag.ingest.pipeline import ingest_paths
+    from tests.ingest_support import make_store, small_settings
+
+    worker.close_idle()
+    starts = []
+    start = worker.ParseWorker._start
+    monkeypatch.setattr(worker.ParseWorker, "_start", lambda self: starts.append(1) or start(self))
+    store = make_store(tmp_path)
+    for number in range(3):
+        upload = tmp_path / f"upload{number}.txt"
+        upload.write_text(f"the cat sat on mat number {number}.")
+        assert ingest_paths([upload], tiny_encoder, store, small_settings(), progress=False).exit_code == 0
+    assert len(starts) == 1
+    worker.close_idle()
+    FACTS["worker processes started for 3 one-file runs in one process"] = len(starts)
+
+
 # ----------------------------------------------------------------- (c) the writer lock only around writes
 def test_the_writer_lock_is_free_while_files_are_parsed_and_embedded(tmp_path, tiny_encoder, monkeypatch):
     import fcntl

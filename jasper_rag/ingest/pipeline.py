@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from jasper_rag.config import Settings, get_settings
+from jasper_rag.ingest import worker
 from jasper_rag.ingest.chunking import Chunker
 from jasper_rag.ingest.loaders import (
     Content,
@@ -222,7 +223,8 @@ class Ingestor:
         self.chunker = Chunker.for_encoder(encoder, settings.chunk_tokens, settings.chunk_overlap)
         self.limit_bytes = int(settings.ingest_max_file_mb * 2**20)
         self.limits = LoadLimits.from_settings(settings)
-        self.parser = ParseWorker(ParseLimits.from_settings(settings))
+        self.parse_limits = ParseLimits.from_settings(settings)
+        self.parser: ParseWorker | None = None
         self.identity = model_identity(encoder)
         self.images = can_embed_images(encoder)
         self.summary = IngestSummary()
@@ -248,6 +250,7 @@ class Ingestor:
             if not has_storable_name(path)
         ]
         files = [path for path in files if has_storable_name(path)]
+        self.parser = worker.acquire(self.parse_limits)
         try:
             with self.store.writer():  # held only to write: parsing and embedding run without it
                 if rebuild:
@@ -259,7 +262,7 @@ class Ingestor:
                 self._add(path, known.get(str(path)))
             self._flush()
         finally:
-            self.parser.close()
+            worker.release(self.parser)
             self.embed_bar.close()
         self.summary.seconds = time.perf_counter() - started
         return self.summary

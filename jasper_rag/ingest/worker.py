@@ -2,7 +2,8 @@
 
 A hostile file can make a parser spin or allocate for hours whatever its size on disk, so ingestion
 parses in one long-lived child process (starting one costs about a second: Python plus the parsers'
-imports, far too much per small file) and replaces it only when it dies or hits a limit:
+imports, far too much per small file; ``acquire``/``release`` keep it for the next run in the same
+process) and replaces it only when it dies or hits a limit:
 
 - CPU: before each file the worker lowers its own soft ``RLIMIT_CPU`` to the CPU it has used plus the
   allowance (``JASPER_INGEST_PARSE_CPU_S``); past it the kernel ends it with ``SIGXCPU``, even inside C code.
@@ -18,6 +19,7 @@ name, the file's path and bytes, the limits; back, the content as tuples of str 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import logging
@@ -26,6 +28,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
@@ -212,6 +215,41 @@ class ParseWorker:
             with contextlib.suppress(OSError):
                 self.sender.send(None)
         self._stop()
+
+
+IDLE_WORKERS = 2
+_idle: list[ParseWorker] = []
+_idle_lock = threading.Lock()
+
+
+def acquire(limits: ParseLimits) -> ParseWorker:
+    """A worker for one run: an idle one left by an earlier run in this process (same limits), or a new
+    one (started on its first file). Keeps a UI that ingests one upload per run from paying the worker's
+    start-up per file."""
+    with _idle_lock:
+        for number, worker in enumerate(_idle):
+            if worker.limits == limits:
+                return _idle.pop(number)
+    return ParseWorker(limits)
+
+
+def release(worker: ParseWorker) -> None:
+    """Give a worker back after a run: kept idle for the next run (at most ``IDLE_WORKERS``), else closed."""
+    if worker.process is not None and worker.process.poll() is None:
+        with _idle_lock:
+            if len(_idle) < IDLE_WORKERS:
+                _idle.append(worker)
+                return
+    worker.close()
+
+
+@atexit.register
+def close_idle() -> None:
+    """Close the idle workers (at exit; they would also leave when this process's end closes their pipe)."""
+    with _idle_lock:
+        workers, _idle[:] = list(_idle), []
+    for worker in workers:
+        worker.close()
 
 
 def main(argv: list[str]) -> None:
