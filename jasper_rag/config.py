@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     ingest_parse_cpu_s: int = Field(60, gt=0, description="CPU seconds one file's parsing may take (worker process).")
     ingest_parse_memory_mb: int = Field(2048, gt=0, description="Address space of the parsing worker process, MiB.")
     ingest_parse_wall_s: float = Field(120.0, gt=0, description="Wall-clock seconds one file's parsing may take.")
+    ingest_max_page_chars: int = Field(
+        10_000_000, gt=0, description="Ingestion refuses a file with a page (or section) longer than this."
+    )
     uploads_dir: Path = Field(Path("data/uploads"), description="Where the UI saves uploaded files (generated names).")
 
     @field_validator("eval_dir", mode="before")
