@@ -129,6 +129,7 @@ class Store:
 
     def __init__(self, url: str, index_dir: str | Path, factory: str = "Flat") -> None:
         self.url = url
+        self.shown_url = make_url(url).render_as_string(hide_password=True)  # for messages: no password
         self.index_dir = Path(index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
         self.factory = factory
@@ -165,7 +166,7 @@ class Store:
                     return meta.value
             except IntegrityError:  # another process created it at the same moment: read theirs
                 continue
-        raise RuntimeError(f"cannot create the store id in {self.url}")
+        raise RuntimeError(f"cannot create the store id in {self.shown_url}")
 
     def _folder_marker(self) -> Path:
         return self.index_dir / f".{self.store_id}.folder"
@@ -205,9 +206,8 @@ class Store:
                     if folder_id is None and bound["path"] == here:  # its own folder, emptied or recreated
                         folder_id = self._write_folder_id(bound["id"])
                     if folder_id != bound["id"]:
-                        shown = make_url(self.url).render_as_string(hide_password=True)
                         raise StoreFolderMismatchError(
-                            f"the database {shown} belongs to the index folder {bound['path']}, not {here}; "
+                            f"the database {self.shown_url} belongs to the index folder {bound['path']}, not {here}; "
                             f"open it with --index-dir {bound['path']} (JASPER_INDEXES_DIR), or give this folder "
                             "its own database (--db)"
                         )
@@ -216,7 +216,7 @@ class Store:
                     return
             except IntegrityError:  # another process bound it at the same moment: check against theirs
                 continue
-        raise RuntimeError(f"cannot record the index folder in {self.url}")
+        raise RuntimeError(f"cannot record the index folder in {self.shown_url}")
 
     # ================================================================= reading
     def refresh(self) -> None:
