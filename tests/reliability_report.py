@@ -19,7 +19,8 @@ REPORT = REPORT_DIR / "reliability.md"
 
 SECTION_ORDER = (
     *("files", "hostile_run_sqlite", "hostile_run_postgresql", "fuzz", "uploads"),
-    *("crash", "concurrency", "postgres", "safety"),
+    *("walk", "pdf_bounds", "memory"),
+    *("crash", "write_faults", "concurrency", "postgres", "safety"),
 )
 INTRO = (
     "# Reliability\n\n"
