@@ -80,6 +80,9 @@ def from_plain(plain: tuple) -> Content:
     raise ValueError(f"unknown content kind {kind!r}")
 
 
+MAX_REASON_CHARS = 1000
+
+
 def _cpu_used() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -115,9 +118,13 @@ def _serve(requests: Connection, answers: Connection, memory_bytes: int) -> None
             answers.send(("memory", ""))
             return  # a failed allocation may leave the parsers' state broken: start afresh
         except Exception as err:  # a loader bug or a hostile file: its reason, and keep serving
-            reply = ("unexpected", f"{type(err).__name__}: {err}")
+            reply = ("unexpected", f"{type(err).__name__}: {err}"[:MAX_REASON_CHARS])
         del data
-        answers.send(reply)
+        try:
+            answers.send(reply)
+        except MemoryError:  # the answer itself does not fit (pickled beside the content)
+            answers.send(("memory", ""))
+            return
 
 
 class ParseWorker:
