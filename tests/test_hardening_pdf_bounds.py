@@ -52,6 +52,13 @@ def crash_loader(path, data, limits=None):
     raise KeyError("a loader bug")
 
 
+def segfault_loader(path, data, limits=None):
+    """A parser in C that crashes the process (in-process, this ended the whole run)."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
 def hostile_pdfs() -> dict[str, bytes]:
     from tests.hostile_files import one_page_pdf, shared_content_pdf, shared_form_pdf, stream, zeros_deflated
 
@@ -158,8 +165,9 @@ def folder_with(tmp_path: Path, bad: str) -> Path:
         (sleep_loader, {"ingest_parse_wall_s": 2.0}, "parsing took more than 2 s (wall clock): stopped"),
         (hog_loader, {"ingest_parse_memory_mb": 512}, "parsing needed more than 512 MiB of memory: stopped"),
         (crash_loader, {}, "unexpected error: KeyError: 'a loader bug'"),
+        (segfault_loader, {}, "parsing crashed (signal 11; memory limit 2048 MiB)"),
     ],
-    ids=["cpu", "wall", "memory", "bug"],
+    ids=["cpu", "wall", "memory", "bug", "segfault"],
 )
 def test_a_parser_that_runs_away_is_stopped_and_the_run_goes_on(
     tmp_path, tiny_encoder, monkeypatch, loader, overrides, reason
