@@ -220,7 +220,9 @@ class Ingestor:
         self.store = store
         self.encoder = encoder
         self.settings = settings
-        self.chunker = Chunker.for_encoder(encoder, settings.chunk_tokens, settings.chunk_overlap)
+        self.chunker = Chunker.for_encoder(
+            encoder, settings.chunk_tokens, settings.chunk_overlap, settings.ingest_max_page_chars
+        )
         self.limit_bytes = int(settings.ingest_max_file_mb * 2**20)
         self.limits = LoadLimits.from_settings(settings)
         self.parse_limits = ParseLimits.from_settings(settings)
