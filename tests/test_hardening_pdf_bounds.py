@@ -294,3 +294,29 @@ def test_record_pdf_bounds():
             "a file that hits one is failed with that limit, the next file gets a fresh worker.",
         ],
     )
+
+
+class _Planted:
+    """Unpickling this would create a file: what a compromised worker could send if answers were pickled."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_worker_answers_are_json_never_unpickled(tmp_path) -> None:
+    import pickle
+    from multiprocessing import Pipe
+
+    from jasper_rag.ingest import worker
+
+    target = tmp_path / "planted"
+    parent, child = Pipe()
+    child.send_bytes(pickle.dumps(("ok", _Planted(str(target)))))
+    with pytest.raises(ValueError):
+        worker._read_answer(parent)
+    assert not target.exists()
+    child.send_bytes(b'["ok", ["text", [[1, "page one", null]]]]')
+    assert worker.from_plain(worker._read_answer(parent)[1]).pages[0].text == "page one"

@@ -12,9 +12,10 @@ process) and replaces it only when it dies or hits a limit:
 - wall clock: the parent waits at most ``JASPER_INGEST_PARSE_WALL_S`` for the answer, then kills the worker.
 
 Each such file is refused with the limit it hit ("parsing took more than 60 s of CPU: ..."), and the next
-file gets a fresh worker. Requests and answers cross the pipe as plain data: the loader's module and
-name, the file's path and bytes, the limits; back, the content as tuples of str and int (rebuilt into
-``Content`` here), or an error message.
+file gets a fresh worker. Requests cross the pipe as plain data: the loader's module and name, the
+file's path and bytes, the limits. Answers come back as JSON (never pickle: the worker handles hostile
+files, so nothing it sends may execute code when read): the content as lists of str and int (rebuilt
+into ``Content`` here), or an error message.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import json
 import logging
 import os
 import resource
@@ -59,7 +61,7 @@ class ParseLimits:
 
 
 def to_plain(content: Content) -> tuple:
-    """Content as tuples of str and int, for the pipe."""
+    """Content as tuples of str and int, for the pipe (JSON turns the tuples into lists)."""
     if isinstance(content, TextContent):
         return ("text", [(page.number, page.text, page.heading) for page in content.pages])
     if isinstance(content, FaqContent):
@@ -69,7 +71,7 @@ def to_plain(content: Content) -> tuple:
     raise TypeError(f"not loaded content: {type(content).__name__}")
 
 
-def from_plain(plain: tuple) -> Content:
+def from_plain(plain: tuple | list) -> Content:
     kind, body = plain
     if kind == "text":
         return TextContent([Page(number, text, heading) for number, text, heading in body])
@@ -81,6 +83,16 @@ def from_plain(plain: tuple) -> Content:
 
 
 MAX_REASON_CHARS = 1000
+
+
+def _answer(connection: Connection, reply: tuple) -> None:
+    """Send a reply to the parent as JSON."""
+    connection.send_bytes(json.dumps(reply).encode())
+
+
+def _read_answer(connection: Connection) -> list:
+    """A reply from the worker (JSON only: nothing the worker sends can run code here)."""
+    return json.loads(connection.recv_bytes())
 
 
 def _cpu_used() -> float:
@@ -115,15 +127,15 @@ def _serve(requests: Connection, answers: Connection, memory_bytes: int) -> None
         except LoadError as err:
             reply = ("refused", str(err))
         except MemoryError:
-            answers.send(("memory", ""))
+            _answer(answers, ("memory", ""))
             return  # a failed allocation may leave the parsers' state broken: start afresh
         except Exception as err:  # a loader bug or a hostile file: its reason, and keep serving
             reply = ("unexpected", f"{type(err).__name__}: {err}"[:MAX_REASON_CHARS])
         del data
         try:
-            answers.send(reply)
-        except MemoryError:  # the answer itself does not fit (pickled beside the content)
-            answers.send(("memory", ""))
+            _answer(answers, reply)
+        except MemoryError:  # the answer itself does not fit (encoded beside the content)
+            _answer(answers, ("memory", ""))
             return
 
 
@@ -171,8 +183,8 @@ class ParseWorker:
         try:
             self.sender.send(request)
             ready = self.connection.poll(self.limits.wall_seconds)
-            reply = self.connection.recv() if ready else None
-        except (EOFError, OSError, BrokenPipeError):
+            reply = _read_answer(self.connection) if ready else None
+        except (EOFError, OSError, BrokenPipeError, ValueError):
             reply = "died"
         if reply is None:
             self._stop()
