@@ -19,7 +19,7 @@ REPORT = REPORT_DIR / "reliability.md"
 
 SECTION_ORDER = (
     *("files", "hostile_run_sqlite", "hostile_run_postgresql", "fuzz", "uploads"),
-    *("walk", "pdf_bounds", "memory"),
+    *("walk", "pdf_bounds", "loader_memory", "memory"),
     *("crash", "write_faults", "concurrency", "postgres", "safety"),
 )
 INTRO = (
