@@ -1,8 +1,8 @@
 """Hardening: chunking a page costs bounded memory, whatever the page size (tokenized slice by slice).
 
 Each page size is chunked in a fresh subprocess with the packaged model's tokenizer, as ingestion cuts
-it (254 tokens, overlap 32); the increment is the process's peak RSS (``ru_maxrss``, which counts the
-tokenizer's Rust allocations) less its RSS just before ``split``, the page text already in memory. It
+it (254 tokens, overlap 32); the increment is the process's peak RSS (``VmHWM``, reset just before
+``split``; it counts the tokenizer's Rust allocations) less its RSS then, the page text already in memory. It
 includes the chunks returned (~1.15x the page's characters), which the pipeline keeps anyway.
 
 Sizes measured: ``JASPER_TEST_MEMORY_SIZES`` (MiB, comma-separated; default ``1,20`` to stay near a
@@ -30,7 +30,7 @@ FIXED_MIB = 64  # allowed beyond the chunks themselves: tokenizer, one slice, in
 CHUNKS_PER_PAGE_MIB = 2  # the returned chunks: their text (1.15x the page) and their objects
 
 MEASURE = r"""
-import json, random, resource, sys, time
+import json, random, sys, time
 from transformers import AutoTokenizer
 from jasper_rag.ingest.chunking import Chunker
 from jasper_rag.weights import model_path
@@ -51,15 +51,18 @@ text = "".join([block] * (int(size_mib) + 1))[: int(size_mib * 2**20)]
 del parts, block
 chunker.split("warm the tokenizer up.")
 
-def rss_kib():
+def status_kib(field):
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 
-before = rss_kib()
+# The peak must start here: ru_maxrss would carry the forking test process's own peak (GBs in a full run).
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")  # resets VmHWM, the peak RSS
+before = status_kib("VmRSS")
 started = time.perf_counter()
 spans = chunker.split(text)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status_kib("VmHWM")
 chunk_chars = sum(len(span.text) for span in spans)
 print(json.dumps({"chunks": len(spans), "chunk_chars": chunk_chars, "seconds": round(seconds, 1),
                   "increment_mib": round((peak - before) / 1024), "page_chars": len(text)}))
@@ -100,7 +103,8 @@ def test_chunking_memory_is_bounded_whatever_the_page_size():
         "Peak memory per page size",
         {
             "what": "chunking one page of prose with the minilm-l6 tokenizer (254 tokens, overlap 32), a process each",
-            "measure": "peak RSS (ru_maxrss) less RSS before split, the page already in memory; includes the chunks",
+            "measure": "peak RSS (VmHWM, reset before split) less RSS before split, the page already in memory; "
+            "includes the chunks",
             "design": f"the page is tokenized in slices of {slice_chars:,} characters cut at whitespace; "
             "the last word of a slice is tokenized again with the next, so the chunks are the whole page's",
             "before": f"commit {BEFORE_COMMIT}, the whole page tokenized with offsets at once",
