@@ -73,3 +73,23 @@ def eval_dir() -> Path:
             "`make eval-data` (EVAL_SRC=PATH for a local copy)"
         )
     return EVAL_DIR
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine two threads thrash (5-30x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fresh_settings():
+    """Settings are read once per process: re-read them after each test's JASPER_* variables are undone."""
+    from jasper_rag.config import get_settings
+
+    yield
+    get_settings.cache_clear()

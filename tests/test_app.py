@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from jasper_rag.config import get_settings
 from tests.app_support import APP, DOCS, configure, ingest_corpus, save_tiny_model, write_corpus
 from tests.ingest_support import png_bytes
 
 TIMEOUT = 180  # seconds per script run: the first run imports torch on a busy 2-core machine
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and on a busy 2-core machine two threads thrash (5-30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> Iterator[None]:
-    """Settings are read once per process: re-read them after each test's JASPER_* variables are undone."""
-    yield
-    get_settings.cache_clear()
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_settings")
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.store import EntryKind
 from tests.conftest import ROOT, TINY_WORDS
@@ -36,16 +34,6 @@ def write_files(folder, count: int, seed: int) -> None:
     for number in range(count):
         text = " ".join(" ".join(rng.choices(TINY_WORDS, k=12)) + "." for _ in range(6))
         (folder / f"doc{number:04d}.txt").write_text(text)
-
-
-@pytest.fixture
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_searches_during_an_ingest_never_fail_nor_see_a_torn_index(tmp_path, one_torch_thread):

@@ -8,12 +8,10 @@ card's HTML block), databases that cannot be reached, and uploads above the limi
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
@@ -33,18 +31,7 @@ ALLOWED_TAGS = {"div", "span", "mark", "br", "b", "img"}
 BAD_TOKENS = {"image", "link_open", "heading_open", "hr", "code_inline", "strong_open", "em_open", "fence"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> Iterator[None]:
-    yield
-    get_settings.cache_clear()
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_settings")
 
 
 # ----------------------------------------------------------------- item 3: user text is never interpreted
