@@ -102,7 +102,7 @@ demo: install  ## main command: the quick model (each missing step redone: stage
 	JASPER_MODEL=$${JASPER_MODEL:-$(DEMO_MODEL)} $(MAKE) --no-print-directory ingest
 	@JASPER_MODEL=$${JASPER_MODEL:-$(DEMO_MODEL)} $(MAKE) --no-print-directory app
 
-demo-check:  ## time `make demo` from a fresh clone with no ../shared beside it, until the UI answers (DEMO_RECIPE=smoke: minutes)
+demo-check:  ## time `make demo` from a fresh clone placed where no shared eval folder sits beside it, until the UI answers (DEMO_RECIPE=smoke: minutes)
 	.ci/demo-check $(DEMO_RECIPE) "$(VISION_ARGS)"
 
 SRC     ?= jasper_rag/ingest/sample
