@@ -10,7 +10,6 @@ trials (``make test`` runs 20).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from jasper_rag.ingest.chunking import Chunker
+from jasper_rag.ingest.pipeline import file_hash
 from jasper_rag.store import DocumentStatus, EntryKind
 from jasper_rag.store.doctor import check
 from tests.conftest import ROOT, TINY_WORDS
@@ -69,7 +69,7 @@ def committed(root: Path, paths: list[Path]) -> int:
         hashes = {doc.path: doc.content_hash for doc in store.documents(DocumentStatus.INGESTED)}
     finally:
         store.close()
-    return sum(hashes.get(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest() for path in paths)
+    return sum(hashes.get(str(path)) == file_hash(path.read_bytes()) for path in paths)
 
 
 def searchable(root: Path) -> tuple[dict[str, list[str]], int]:

@@ -111,6 +111,21 @@ def test_reingesting_unchanged_files_changes_nothing(tmp_path, encoder):
     assert all_index_ids(store) == ids
 
 
+def test_files_read_by_an_earlier_version_of_the_readers_are_ingested_again(tmp_path, encoder, monkeypatch):
+    from jasper_rag.ingest import pipeline
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Title\n\nThe **cat** sat on the mat.\n")
+    store = make_store(tmp_path)
+    monkeypatch.setattr(pipeline, "READER_VERSION", b"an earlier reader\n")
+    ingest_paths([tmp_path / "docs"], encoder, store, small_settings(), progress=False)
+    monkeypatch.undo()
+    again = ingest_paths([tmp_path / "docs"], encoder, store, small_settings(), progress=False)
+    assert [o.status for o in again.outcomes] == ["ingested"]
+    third = ingest_paths([tmp_path / "docs"], encoder, store, small_settings(), progress=False)
+    assert [o.status for o in third.outcomes] == ["unchanged"]
+
+
 def test_edit_one_delete_another_changes_exactly_their_rows_and_vectors(tmp_path, encoder):
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -160,6 +160,17 @@ def inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+# Part of every file's hash: bump it when the loaders or the chunker change what a file yields, so
+# stores built by earlier readers ingest their files again instead of keeping the old chunks as
+# "unchanged" (2: markup-free sections, sliced chunking).
+READER_VERSION = b"jasper_rag readers 2\n"
+
+
+def file_hash(data: bytes) -> str:
+    """The hash a file's document is kept under: its bytes as read by this version of the readers."""
+    return hashlib.sha256(READER_VERSION + data).hexdigest()
+
+
 def read_file(path: Path, limit_bytes: int, root: Path | None = None) -> bytes:
     """The bytes of a regular file no larger than the limit, or ``LoadError`` with the reason.
 
@@ -309,7 +320,7 @@ class Ingestor:
         record = DocumentRecord(str(path), kind.name if kind else "unknown", DocumentStatus.FAILED)
         try:
             data = read_file(path, self.limit_bytes, self.roots.get(path))
-            record.size_bytes, record.content_hash = len(data), hashlib.sha256(data).hexdigest()
+            record.size_bytes, record.content_hash = len(data), file_hash(data)
             if record.content_hash == done_hash:
                 return None
             if kind is None:
