@@ -1,0 +1,206 @@
+"""The lexical index: BM25 over entry texts with tantivy, addressed by the same SQL entry ids as FAISS.
+
+English analysis: words split on non-alphanumerics, lower-cased, words over 40 characters dropped,
+English stop words removed, Snowball English stemming. Queries are analysed the same way and become
+an OR of their terms (user text is never parsed as query syntax). tantivy was chosen over bm25s and
+SQLite FTS5 by measurement (``docs/search.md``): it updates in place and answers in milliseconds at
+a million chunks.
+
+The folder holds one tantivy index. Its last commit carries a state document with the store's
+*lexical generation*; the store records the same number in SQL in the transaction that commits the
+rows. When the two differ (a crash between the SQL commit and tantivy's), ``sync`` brings the index
+back in step from the SQL texts, which are the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tantivy
+
+log = logging.getLogger(__name__)
+
+TOKENIZER = "jasper_en"
+STATE_KIND = "_state"  # the kind of the one document holding the generation
+WRITER_HEAP = 64_000_000  # bytes of tantivy's indexing buffer
+MAX_WORD = 40
+
+
+class LexicalIndexError(RuntimeError):
+    """The lexical index folder cannot be opened or written."""
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    """The English analysis shared by documents and queries."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_WORD))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+_ANALYZER = analyzer()
+
+
+def terms(text: str) -> list[str]:
+    """The analysed terms of ``text``, in order (stems, stop words gone)."""
+    return _ANALYZER.analyze(text)
+
+
+def matched_words(query: str, text: str) -> list[str]:
+    """The words of ``query`` whose stems occur in ``text`` (what made a lexical match), in query order."""
+    found = set(terms(text))
+    words: list[str] = []
+    for word in query.split():
+        stems = terms(word)
+        if stems and all(stem in found for stem in stems) and word not in words:
+            words.append(word.strip(".,;:!?()[]{}\"'"))
+    return [word for word in words if word]
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("entry_id", stored=True, indexed=True, fast=True)
+    builder.add_text_field("kind", stored=False, tokenizer_name="raw", index_option="basic")
+    builder.add_integer_field("generation", stored=True, indexed=False, fast=False)
+    builder.add_text_field("text", stored=False, tokenizer_name=TOKENIZER, index_option="freq")
+    return builder.build()
+
+
+class LexicalIndex:
+    """BM25 search over entry texts in one folder (``folder=None``: in memory, for evaluation)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.schema = _schema()
+        try:
+            if folder is None:
+                self.index = tantivy.Index(self.schema)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                self.index = tantivy.Index(self.schema, path=str(folder), reuse=True)
+        except ValueError as error:
+            raise LexicalIndexError(f"cannot open the lexical index in {folder}: {error}") from error
+        self.index.register_tokenizer(TOKENIZER, _ANALYZER)
+        self._writer: tantivy.IndexWriter | None = None
+
+    @classmethod
+    def rebuilt(cls, folder: Path) -> LexicalIndex:
+        """A new, empty index in place of whatever ``folder`` held (for repairs)."""
+        shutil.rmtree(folder, ignore_errors=True)
+        return cls(folder)
+
+    # ----------------------------------------------------------------- reading
+    def reload(self) -> None:
+        """See the latest commit (another process may have written)."""
+        self.index.reload()
+
+    def generation(self) -> int | None:
+        """The generation of the last commit (None before the first)."""
+        searcher = self.index.searcher()
+        found = searcher.search(tantivy.Query.term_query(self.schema, "kind", STATE_KIND), 1).hits
+        if not found:
+            return None
+        return int(searcher.doc(found[0][1])["generation"][0])
+
+    def ids(self) -> np.ndarray:
+        """Every entry id in the index, sorted."""
+        searcher = self.index.searcher()
+        total = searcher.num_docs
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        query = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, tantivy.Query.all_query()),
+                (tantivy.Occur.MustNot, tantivy.Query.term_query(self.schema, "kind", STATE_KIND)),
+            ]
+        )
+        hits = searcher.search(query, total).hits
+        return np.sort(np.fromiter((searcher.doc(address)["entry_id"][0] for _, address in hits), dtype=np.int64))
+
+    def search(
+        self, queries: Sequence[str], k: int, kinds: Sequence[str] | None = None, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(BM25 scores, ids)`` per query, padded with ``-inf`` / ``-1``.
+
+        ``kinds`` limits to entry kinds; ``allowed`` (sorted ids) to those entries."""
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        searcher = self.index.searcher()
+        limits = self._limits(kinds, allowed)
+        for row, query in enumerate(queries):
+            found = self._search_one(searcher, query, k, limits)
+            for col, (score, entry_id) in enumerate(found):
+                scores[row, col], ids[row, col] = score, entry_id
+        return scores, ids
+
+    def _limits(self, kinds: Sequence[str] | None, allowed: np.ndarray | None) -> list[tantivy.Query]:
+        limits = []
+        if kinds is not None:
+            limits.append(tantivy.Query.term_set_query(self.schema, "kind", list(kinds)))
+        if allowed is not None:
+            limits.append(tantivy.Query.term_set_query(self.schema, "entry_id", [int(i) for i in allowed]))
+        return limits
+
+    def _search_one(
+        self, searcher: tantivy.Searcher, query: str, k: int, limits: list[tantivy.Query]
+    ) -> list[tuple[float, int]]:
+        words = list(dict.fromkeys(terms(query)))
+        if not words:
+            return []
+        should = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", word)) for word in words]
+        text_query = tantivy.Query.boolean_query(should)
+        if limits:
+            text_query = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, text_query)] + [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in limits]
+            )
+        hits = searcher.search(text_query, k).hits
+        return [(float(score), int(searcher.doc(address)["entry_id"][0])) for score, address in hits]
+
+    # ----------------------------------------------------------------- writing
+    def _write(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
+            except ValueError as error:
+                raise LexicalIndexError(f"cannot write the lexical index in {self.folder}: {error}") from error
+        return self._writer
+
+    def add(self, ids: Iterable[int], kinds: Iterable[str], texts: Iterable[str]) -> None:
+        """Stage entries for the next ``commit``."""
+        writer = self._write()
+        for entry_id, kind, text in zip(ids, kinds, texts, strict=True):
+            writer.add_document(tantivy.Document(entry_id=int(entry_id), kind=kind, text=text))
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Stage the removal of entries for the next ``commit``."""
+        writer = self._write()
+        for entry_id in ids:
+            writer.delete_documents_by_term("entry_id", int(entry_id))
+
+    def clear(self) -> None:
+        """Stage the removal of every entry."""
+        self._write().delete_all_documents()
+
+    def commit(self, generation: int) -> None:
+        """Make the staged changes visible, together with ``generation`` (one tantivy commit)."""
+        writer = self._write()
+        writer.delete_documents_by_term("kind", STATE_KIND)
+        writer.add_document(tantivy.Document(entry_id=0, kind=STATE_KIND, generation=int(generation)))
+        writer.commit()
+        writer.wait_merging_threads()
+        self._writer = None
+        self.index.reload()
+
+    def rollback(self) -> None:
+        """Drop the staged changes."""
+        if self._writer is not None:
+            self._writer.rollback()
+            self._writer = None
