@@ -29,7 +29,7 @@ def test_dense_mode_rescores_and_ranks_the_dense_shortlist():
 
     # a funnel's shortlist comes in a small head's order; the exact score decides
     ids, values, evidence = hybrid_rank(
-        np.array([3, 1, 2, -1]), scores, np.array([5]), np.array([9.0]), options(mode="dense")
+        np.array([3, 1, 2, -1]), scores, np.array([5, 6]), np.array([9.0, 8.0]), options(mode="dense")
     )
     assert ids.tolist() == [1, 2, 3]
     assert values.tolist() == pytest.approx([0.8, 0.7, 0.6])

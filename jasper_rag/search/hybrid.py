@@ -89,7 +89,8 @@ def hybrid_rank(
     if len(lexical_ids) != len(lexical_scores):
         raise ValueError(f"{len(lexical_ids)} lexical ids but {len(lexical_scores)} lexical scores")
 
-    lexical_ids = lexical_ids if options.mode != "dense" else lexical_ids[:0]
+    if options.mode == "dense":  # the lexical shortlist plays no part
+        lexical_ids, lexical_scores = lexical_ids[:0], lexical_scores[:0]
     keep = _first_unique(lexical_ids, limit, np.isfinite(lexical_scores))
     lex_ids, lex_scores = lexical_ids[keep], lexical_scores[keep]
     dense_side = dense_ids[_first_unique(dense_ids, limit)] if options.mode != "lexical" else dense_ids[:0]
