@@ -74,6 +74,9 @@ eval-data: install  ## fill the eval folder (JASPER_EVAL_DIR, default .cache/eva
 bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8, indexes, ingestion, training) -> reports/bench.*
 	$(PY) -m jasper_rag.cli bench
 
+bench-lexical: install  ## BM25 engines side by side (tantivy, bm25s, SQLite FTS5): SciFact quality, build/update/latency/size at 10k-1M chunks -> reports/lexical.*
+	$(PY) -m jasper_rag.cli bench --suite lexical
+
 CORPUS  := data/corpus/default.jsonl
 RECIPE  ?= quick
 

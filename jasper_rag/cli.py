@@ -309,8 +309,20 @@ def bench(
     ingest_docs: Annotated[int, typer.Option(min=1, help="SciFact documents ingested as .txt files.")] = 500,
     output_dir: Annotated[Path | None, typer.Option(help="Where bench.json/.md/.png go (default: reports/).")] = None,
     render_only: Annotated[bool, typer.Option(help="Only re-render .md/.png from an existing bench.json.")] = False,
+    suite: Annotated[
+        str,
+        typer.Option(
+            help="full: the sections above -> bench.*; lexical: BM25 engines (tantivy, bm25s, SQLite FTS5): "
+            "SciFact quality, then build / update / latency / size at --sizes -> lexical.{json,md}."
+        ),
+    ] = "full",
 ) -> None:
     """Measure speed, memory and scale (encoders, CPU variants, indexes, ingestion, training) -> reports/bench.*"""
+    if suite == "lexical":
+        _bench_lexical(sizes, output_dir, render_only)
+        return
+    if suite != "full":
+        raise fail("bench", f"--suite must be full or lexical, got '{suite}'")
     from jasper_rag.bench.report import render_from_json
     from jasper_rag.bench.run import SECTIONS, BenchConfig, run_bench
     from jasper_rag.bench.vectors import BenchDataError
@@ -332,6 +344,22 @@ def bench(
                 ingest_docs=ingest_docs,
             )
             files = run_bench(config, output_dir=folder)
+    typer.echo("wrote " + ", ".join(str(path) for path in files))
+
+
+def _bench_lexical(sizes: str, output_dir: Path | None, render_only: bool) -> None:
+    """``bench --suite lexical``: the BM25 engines side by side -> reports/lexical.{json,md}."""
+    from jasper_rag.bench.lexical import LexicalBenchConfig, render_from_json, run_lexical_bench
+    from jasper_rag.eval.data import EvalDataError
+
+    settings = get_settings()
+    folder = output_dir or settings.reports_dir
+    with exit_on("bench", EvalDataError, ValueError, OSError):
+        if render_only:
+            files = render_from_json(folder / "lexical.json")
+        else:
+            config = LexicalBenchConfig(sizes=tuple(int(size) for size in split(sizes) or []))
+            files = run_lexical_bench(config, settings.eval_dir, folder)
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
