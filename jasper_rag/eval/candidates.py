@@ -41,7 +41,8 @@ class Candidate:
 
     ``sources`` are the vector caches ``encoder`` reads (the model's own, both teachers' for the
     ensemble, the start's for baselines); ``runs`` the uncached encoders behind them, timed for the
-    report's encode seconds.
+    report's encode seconds. ``family`` groups the heads of one model (empty for single-vector
+    encoders and baselines): the retriever section funnels from its smallest head to its largest.
     """
 
     model: str
@@ -49,6 +50,7 @@ class Candidate:
     encoder: TextEncoder
     sources: tuple[CachedEncoder, ...]
     runs: tuple[TextEncoder, ...]
+    family: str = ""
 
 
 class CandidateBuilder:
@@ -172,6 +174,6 @@ class CandidateBuilder:
         shared = SharedPassHeads(encoder, dims)
         cached = [self.cached(shared.view(dim)) for dim in dims]
         return [
-            Candidate(label, dim, source, (source,), (encoder.at(dim),))
+            Candidate(label, dim, source, (source,), (encoder.at(dim),), family=label)
             for dim, source in zip(dims, cached, strict=True)
         ]

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from jasper_rag.eval.retriever import DEFAULTS, HALF_B, LEXICAL_MODEL, TUNE_GRID, TUNED_MODE, RetrieverRow
 from jasper_rag.eval.runner import ResultRow
 from jasper_rag.files import atomic_write
 
@@ -73,21 +74,103 @@ def markdown_table(rows: Sequence[ResultRow]) -> str:
     return "\n".join(lines)
 
 
-def write_json(rows: Sequence[ResultRow], path: Path, notes: Sequence[str] = ()) -> None:
+RETRIEVER_DEFINITIONS = (
+    "What the searcher finds with its default settings (`SearchOptions()`: shortlist {shortlist}, equal mix "
+    "w={weight:g}, RRF k={rrf_k}; nothing tuned on the test queries), top 100 per query, nDCG@10 and Recall@100 x100 "
+    "over every judged query. dense = the top-{shortlist} by cosine with the encoder; lexical = BM25 (tantivy, "
+    "English analysis, the store's lexical index; independent of the model, one row per task); hybrid-mix / "
+    "hybrid-rrf = the union of the dense and lexical top-{shortlist}, every candidate scored exactly by the encoder, "
+    "the lexical score known for the lexical shortlist only, fused by `fuse` (mix: w x min-max dense + (1 - w) x "
+    "min-max BM25; rrf: sum of 1 / (k + rank)) and ranked (`jasper_rag.search.hybrid.hybrid_rank`); funnel a->b = "
+    "the dense shortlist from the a-d head, every candidate scored by the b-d head (the searcher's funnel). "
+    "dense cost = millions of multiply-adds per query for the dense side (corpus scan with the shortlisting head "
+    "+ exact re-scoring of candidates that scan did not score); the query's own encoding is not counted."
+)
+TUNED_DEFINITION = (
+    "The one tuned setting: the judged queries are split in two seeded halves (seed 0); dense_weight is picked "
+    "from {grid} by nDCG@10 on half A, and both the default equal mix and the tuned mix are scored on half B only."
+)
+
+
+def _line(*cells: object) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def retriever_tables(rows: Sequence[RetrieverRow]) -> list[str]:
+    """Per retrieval task: every (candidate, mode) on all queries, then the half-B comparison."""
+    lines: list[str] = []
+    for task in dict.fromkeys(row.task for row in rows):
+        everything = [row for row in rows if row.task == task and row.queries != HALF_B]
+        halves = [row for row in rows if row.task == task and row.queries == HALF_B]
+        lines += [f"### {task}", ""]
+        lines += [
+            "| model | dim | mode | nDCG@10 | R@100 | dense cost (M/query) | settings |",
+            "|---|---:|---|---:|---:|---:|---|",
+        ]
+        for row in everything:
+            dim = "–" if row.model == LEXICAL_MODEL else str(row.head_dim)
+            cost = "–" if row.dense_cost is None else f"{row.dense_cost:.2f}"
+            lines.append(
+                _line(row.model, dim, row.mode, f"{row.ndcg_at_10:.2f}", f"{row.recall_at_100:.2f}", cost, row.settings)
+            )
+        if halves:
+            lines += ["", f"{task}, {HALF_B} only (the equal mix vs `{TUNED_MODE}`):", ""]
+            lines += ["| model | dim | mode | nDCG@10 | R@100 | settings |", "|---|---:|---|---:|---:|---|"]
+            lines += [
+                _line(
+                    row.model, row.head_dim, row.mode, f"{row.ndcg_at_10:.2f}", f"{row.recall_at_100:.2f}", row.settings
+                )
+                for row in halves
+            ]
+        lines.append("")
+    return lines
+
+
+def retriever_section(rows: Sequence[RetrieverRow], notes: Sequence[str] = ()) -> list[str]:
+    """The "Retriever" section of eval.md (empty without retrieval rows)."""
+    if not rows:
+        return []
+    text = RETRIEVER_DEFINITIONS.format(
+        shortlist=DEFAULTS.shortlist, weight=DEFAULTS.dense_weight, rrf_k=DEFAULTS.rrf_k
+    )
+    tuned = TUNED_DEFINITION.format(grid=", ".join(f"{w:g}" for w in TUNE_GRID))
+    parts = ["## Retriever", "", text + " " + tuned, ""]
+    parts += [f"- Note: {note}" for note in notes] + ([""] if notes else [])
+    return parts + retriever_tables(rows)
+
+
+def write_json(
+    rows: Sequence[ResultRow],
+    path: Path,
+    notes: Sequence[str] = (),
+    retriever: Sequence[RetrieverRow] = (),
+    retriever_notes: Sequence[str] = (),
+) -> None:
     payload = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "notes": list(notes),
         "rows": [asdict(row) for row in rows],
     }
+    if retriever:
+        payload["retriever_notes"] = list(retriever_notes)
+        payload["retriever"] = [asdict(row) for row in retriever]
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
 
 
-def write_markdown(rows: Sequence[ResultRow], path: Path, notes: Sequence[str] = (), plot_name: str = "") -> None:
+def write_markdown(
+    rows: Sequence[ResultRow],
+    path: Path,
+    notes: Sequence[str] = (),
+    plot_name: str = "",
+    retriever: Sequence[RetrieverRow] = (),
+    retriever_notes: Sequence[str] = (),
+) -> None:
     parts = ["# Evaluation", "", "Generated by `make eval` (`jasper-rag eval`). " + DEFINITIONS, ""]
     parts += [f"- Note: {note}" for note in notes] + ([""] if notes else [])
     parts += [markdown_table(rows), ""]
     if plot_name:
         parts += [f"![score against dimension and encoding time]({plot_name})", ""]
+    parts += retriever_section(retriever, retriever_notes)
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(parts)))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.eval.candidates import CandidateBuilder
 from jasper_rag.eval.report import write_json, write_markdown, write_plot
+from jasper_rag.eval.retriever import RetrieverRow, evaluate_retrievers
 from jasper_rag.eval.runner import ResultRow, evaluate
 from jasper_rag.eval.speed import SpeedLedger
 from jasper_rag.eval.tasks import load_task
@@ -16,11 +17,12 @@ from jasper_rag.eval.tasks import load_task
 
 @dataclass
 class EvalOutcome:
-    """What a run produced: the rows, notes (e.g. a missing model) and the files written."""
+    """What a run produced: the rows, notes (e.g. a missing model), the files written and the retriever rows."""
 
     rows: list[ResultRow]
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    retriever: list[RetrieverRow] = field(default_factory=list)
 
 
 def run_eval(
@@ -34,6 +36,9 @@ def run_eval(
     cached_only: bool = False,
 ) -> EvalOutcome:
     """Evaluate ``models`` (groups or model paths) on ``tasks`` and write eval.json / eval.md / eval.png.
+
+    Retrieval tasks also get the retriever section (dense, lexical, hybrid and funnel modes, see
+    ``retriever.py``).
 
     Options left None come from the settings. Only the reports are written (never the README).
     ``cached_only`` scores only what the vector cache already holds (skipped pairs become notes).
@@ -54,10 +59,13 @@ def run_eval(
     if not rows:
         raise ValueError("nothing was scored: " + "; ".join(notes))
 
-    outcome = EvalOutcome(rows, notes)
+    retriever, retriever_notes = evaluate_retrievers(
+        candidates, loaded, settings.batch_size, settings.eval_pca_sample, cached_only=cached_only
+    )
+    outcome = EvalOutcome(rows, notes, retriever=retriever)
     json_path, md_path, png_path = (output_dir / f"eval.{suffix}" for suffix in ("json", "md", "png"))
-    write_json(rows, json_path, notes)
+    write_json(rows, json_path, notes, retriever, retriever_notes)
     write_plot(rows, png_path, {task.name: task.main_metric for task in loaded})
-    write_markdown(rows, md_path, notes, plot_name=png_path.name)
+    write_markdown(rows, md_path, notes, png_path.name, retriever, retriever_notes)
     outcome.files += [json_path, md_path, png_path]
     return outcome
