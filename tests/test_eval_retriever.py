@@ -90,6 +90,13 @@ def test_rows_halves_and_the_tuned_weight():
     assert "w=0.5" in tuned[0].settings and "grid 0.3, 0.4, 0.5, 0.6, 0.7" in tuned[1].settings
 
 
+def test_no_tuned_rows_without_two_halves():
+    one = RetrievalTask("one", BeirSet(dict(DOCS), {"q0": QUERIES["q0"]}, {"q0": QRELS["q0"]}))
+    run = TaskRetrieval(one)
+    assert run.tuned_rows("m", 6, (DOC_VECTORS, QUERY_VECTORS[:1])) == []
+    assert run.mode_rows("m", 6, (DOC_VECTORS, QUERY_VECTORS[:1]))[1].ndcg_at_10 == 100.0
+
+
 def test_funnel_shortlists_with_the_small_head_and_scores_with_the_large():
     run = TaskRetrieval(task(top_k=2), shortlist=2)  # 2 candidates per side
     assert run.shortlist == 2

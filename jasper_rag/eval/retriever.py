@@ -178,7 +178,10 @@ class TaskRetrieval:
         return rows
 
     def tuned_rows(self, model: str, head_dim: int, scoring: tuple[np.ndarray, np.ndarray]) -> list[RetrieverRow]:
-        """The equal mix and the mix with ``dense_weight`` tuned on half A, both scored on half B."""
+        """The equal mix and the mix with ``dense_weight`` tuned on half A, both scored on half B
+        (none when a half is empty: fewer than two judged queries)."""
+        if len(self.half_a) == 0 or len(self.half_b) == 0:
+            return []
         runs = {w: self.rank(scoring, MODES["hybrid-mix"].with_changes(dense_weight=w)) for w in TUNE_GRID}
         on_a = {w: self.score(rankings, self.half_a)[0] for w, (rankings, _) in runs.items()}
         best = max(TUNE_GRID, key=lambda w: (round(on_a[w], 6), -abs(w - DEFAULTS.dense_weight)))
