@@ -76,6 +76,8 @@ def searchable(root: Path) -> tuple[dict[str, list[str]], int]:
     """Each document's chunk texts reachable from the full-head index, and the number of duplicated ids."""
     store = make_store(root)
     try:
+        if (EntryKind.CHUNK, "full") not in store.index_states():  # killed inside the very first commit
+            return {}, 0
         ids = store.index(EntryKind.CHUNK, "full").ids()
         texts: dict[str, list[str]] = {}
         for view in sorted(store.fetch(ids), key=lambda v: (v.path, v.ordinal)):

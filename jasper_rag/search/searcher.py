@@ -1,8 +1,12 @@
-"""The searcher: queries -> hits with text, raw cosine score, kind and source (file, page, chunk).
+"""The searcher: queries -> hits with text, score, evidence, kind and source (file, page, chunk).
 
-One forward pass embeds a query for every head; each entry kind (chunk / image / faq) has its own
-index per head, and hits of several kinds are merged by score. ``funnel=True`` shortlists with the
-smallest head and re-scores with the chosen head (see ``funnel.py``). Scores are raw cosines.
+Three modes (``SearchOptions.mode``): ``dense`` ranks by the cosine of the model's vectors (one
+forward pass embeds a query for every head; each entry kind has its own FAISS index per head),
+``lexical`` by BM25 over the words (the store's tantivy index), ``hybrid`` (the default) fuses the
+two: the union of both shortlists is re-scored exactly with the chosen head and fused
+(``hybrid.hybrid_rank``). ``funnel=True`` takes the dense shortlist from the smallest head and
+re-scores it with the chosen one. Filters (kinds, file types, a folder prefix) are applied inside
+both searches, so a filtered query returns ``k`` hits whenever ``k`` entries match.
 """
 
 from __future__ import annotations
@@ -19,27 +23,43 @@ import numpy as np
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.encoder import JasperEncoder, load_encoder
-from jasper_rag.search.funnel import funnel_search
+from jasper_rag.search.hybrid import hybrid_rank
+from jasper_rag.search.options import SearchOptions
 from jasper_rag.store import EntryView, Store, StoreModelMismatchError, embed_heads, model_identity
+from jasper_rag.store.lexical_index import matched_words
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SHORTLIST = 100
 
 
 class EmptyStoreError(RuntimeError):
     """The store has no vectors yet."""
 
 
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Hit(EntryView):
-    """One search result: the stored entry (text, kind, source file, page, chunk) and its raw cosine."""
+    """One search result: the stored entry (text, kind, source file, page, chunk), its score and evidence.
+
+    ``score`` ranks the hits of the search's ``mode``: the cosine (dense), BM25 (lexical) or the fused
+    score (hybrid). ``cosine`` is the dense cosine with the chosen head, ``bm25`` the lexical score
+    (None when that side did not score the entry); ``dense_rank`` / ``lexical_rank`` are 1-based
+    places among the candidates (None: not ranked there); ``matched`` the query words found in the text.
+    """
 
     score: float
+    mode: str = "dense"
+    cosine: float | None = None
+    bm25: float | None = None
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    matched: tuple[str, ...] = ()
 
     @classmethod
-    def from_entry(cls, entry: EntryView, score: float) -> Hit:
-        return cls(**asdict(entry), score=float(score))
+    def from_entry(cls, entry: EntryView, score: float, **evidence: Any) -> Hit:
+        return cls(**asdict(entry), score=float(score), **evidence)
 
     @property
     def chunk(self) -> int:
@@ -52,7 +72,7 @@ class Hit(EntryView):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, with ``chunk`` beside the entry's ``ordinal``."""
-        return {**asdict(self), "chunk": self.chunk}
+        return {**asdict(self), "matched": list(self.matched), "chunk": self.chunk}
 
 
 @contextmanager
@@ -69,10 +89,13 @@ def faiss_threads(count: int):
 class Searcher:
     """Search one store with the encoder that built it."""
 
-    def __init__(self, store: Store, encoder: JasperEncoder, batch_size: int = 32) -> None:
+    def __init__(
+        self, store: Store, encoder: JasperEncoder, batch_size: int = 32, options: SearchOptions | None = None
+    ) -> None:
         self.store = store
         self.encoder = encoder
         self.batch_size = batch_size
+        self.options = options or SearchOptions()  # the defaults of every search; calls override them
         self.identity = model_identity(encoder)  # hashing the weights takes ~0.2 s: once, not per search
         self._check_model()
 
@@ -125,76 +148,150 @@ class Searcher:
         """Unit query vectors for every head, from one forward pass."""
         return embed_heads(self.encoder, list(queries), batch_size=self.batch_size)
 
-    def search(self, query: str, k: int = 10, **options: Any) -> list[Hit]:
-        """Top-``k`` hits for one query; see ``search_batch`` for the options."""
-        return self.search_batch([query], k=k, **options)[0]
+    def search(
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **changes: Any
+    ) -> list[Hit]:
+        """Top-``k`` hits for one query; ``options`` and ``changes`` as in ``search_batch``."""
+        return self.search_batch([query], k, options=options, **changes)[0]
+
+    def resolve(self, options: SearchOptions | None = None, k: int | None = None, **changes: Any) -> SearchOptions:
+        """The options a call runs with: ``options`` (or the searcher's) with ``k`` and ``changes`` applied."""
+        if k is not None:
+            changes["k"] = k
+        return (options or self.options).with_changes(**changes)
 
     def search_batch(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        dim: int | None = None,
-        kinds: Sequence[str] | None = None,
-        file_types: Sequence[str] | None = None,
-        funnel: bool = False,
-        shortlist: int = DEFAULT_SHORTLIST,
-        funnel_dim: int | None = None,
+        self, queries: Sequence[str], k: int | None = None, *, options: SearchOptions | None = None, **changes: Any
     ) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first.
 
-        ``dim`` picks the head (None = full); ``kinds`` limits to chunk / image / faq; ``file_types``
-        keeps hits from files of those types (e.g. ``["pdf", "md"]``); ``funnel`` shortlists
-        ``shortlist`` candidates with the ``funnel_dim`` head (default: the smallest) and re-scores
-        them with the chosen head.
+        Options (``SearchOptions`` fields, given as ``options`` and/or keywords): ``mode`` dense /
+        lexical / hybrid; ``fusion`` mix / rrf with ``dense_weight`` / ``rrf_k``; ``dim`` picks the
+        head (None = full); ``kinds`` chunk / image / faq; ``file_types`` (e.g. ``["pdf", "md"]``);
+        ``path_prefix`` (a folder of the ingested tree); ``funnel`` shortlists with the ``funnel_dim``
+        head (default: the smallest); ``shortlist`` candidates per side.
         """
-        if k <= 0:
-            raise ValueError("k must be positive")
+        opts = self.resolve(options, k, **changes)
         self.store.refresh()  # pick up ingests made since the last search
         self._check_model()
-        head = self.head_for(dim)
-        vectors = self.embed_queries(queries)
-        small = self.funnel_head(funnel_dim) if funnel else None
-        return self.search_vectors(vectors, k, head, kinds, file_types, small, shortlist)
+        head = self.head_for(opts.dim)
+        vectors = None if opts.mode == "lexical" else self.embed_queries(queries)
+        return self._search(list(queries), vectors, head, opts)
 
-    def search_vectors(
-        self,
-        vectors: dict[str, np.ndarray],
-        k: int,
-        head: str,
-        kinds: Sequence[str] | None = None,
-        file_types: Sequence[str] | None = None,
-        funnel_head: str | None = None,
-        shortlist: int = DEFAULT_SHORTLIST,
+    def search_vectors(self, vectors: dict[str, np.ndarray], options: SearchOptions) -> list[list[Hit]]:
+        """Dense search with precomputed unit query vectors (per head), e.g. of an image query."""
+        self.store.refresh()
+        self._check_model()
+        opts = options.with_changes(mode="dense")
+        return self._search(None, vectors, self.head_for(opts.dim), opts)
+
+    # ----------------------------------------------------------------- internals
+    def _mode(self, mode: str) -> str:
+        """``mode``, or ``dense`` when the store has no lexical index yet (stores made before it existed)."""
+        if mode != "dense" and self.store.lexical() is None:
+            if mode == "lexical":
+                raise EmptyStoreError(
+                    f"the store in {self.store.index_dir} has no lexical index yet: run `jasper-rag ingest` "
+                    "or `jasper-rag doctor --repair` once to build it"
+                )
+            log.warning(
+                "no lexical index in %s yet: searching dense only (ingest once to build it)", self.store.index_dir
+            )
+            return "dense"
+        return mode
+
+    def _search(
+        self, queries: list[str] | None, vectors: dict[str, np.ndarray] | None, head: str, opts: SearchOptions
     ) -> list[list[Hit]]:
-        """Search with precomputed unit query vectors (per head): used for text and image queries.
-
-        With ``funnel_head``, candidates are shortlisted with that head and re-scored with ``head``."""
+        mode = self._mode(opts.mode)
+        opts = opts.with_changes(mode=mode)
+        count = len(queries) if queries is not None else len(next(iter(vectors.values())))
         available = self.store.kinds()
-        wanted = [kind for kind in (kinds or available) if kind in available]
-        count = len(vectors[head])
-        merged: list[list[tuple[float, int]]] = [[] for _ in range(count)]
-        allowed_types = {t.lower().lstrip(".") for t in file_types} if file_types else None
-        fetch = k if allowed_types is None else 4 * k
-        with faiss_threads(1 if count == 1 else faiss.omp_get_max_threads()):
-            for kind in wanted:
-                scores, ids = self._search_kind(kind, vectors, head, fetch, funnel_head, shortlist)
-                for row in range(count):
-                    merged[row].extend((float(s), int(i)) for s, i in zip(scores[row], ids[row], strict=True) if i >= 0)
-        results: list[list[Hit]] = []
-        for row_hits in merged:
-            row_hits.sort(key=lambda pair: -pair[0])
-            entries = {entry.id: entry for entry in self.store.fetch(i for _, i in row_hits)}
-            hits = [Hit.from_entry(entries[i], s) for s, i in row_hits if i in entries]
-            if allowed_types is not None:
-                hits = [hit for hit in hits if hit.matches_type(allowed_types)]
-            results.append(hits[:k])
+        kinds = [kind for kind in (opts.kinds or available) if kind in available]
+        allowed = (
+            self.store.entry_ids(opts.file_types, opts.path_prefix) if opts.file_types or opts.path_prefix else None
+        )
+        if not kinds or (allowed is not None and len(allowed) == 0):
+            return [[] for _ in range(count)]
+        depth = opts.k if mode == "dense" and not opts.funnel else max(opts.shortlist, opts.k)
+        dense_head = self.funnel_head(opts.funnel_dim) if opts.funnel else head
+        empty_ids = np.full((count, 0), -1, dtype=np.int64)
+        dense_ids, kind_of = empty_ids, {}
+        if mode != "lexical":
+            dense_ids, kind_of = self._dense_shortlist(vectors[dense_head], dense_head, kinds, depth, allowed)
+        lexical_ids, lexical_scores = empty_ids, np.zeros((count, 0), dtype=np.float32)
+        if mode != "dense":
+            lexical_scores, lexical_ids = self.store.lexical().search(queries, depth, kinds, allowed)
+            unknown = {int(i) for i in lexical_ids[lexical_ids >= 0]} - kind_of.keys()
+            kind_of.update(self.store.kinds_of(sorted(unknown)))
+        results = []
+        for row in range(count):
+            query_vector = vectors[head][row] if vectors is not None else None
+            ids, scores, evidence = hybrid_rank(
+                dense_ids[row],
+                lambda found, q=query_vector: self._exact_scores(found, q, head, kind_of),
+                lexical_ids[row],
+                lexical_scores[row],
+                opts,
+            )
+            entries = {entry.id: entry for entry in self.store.fetch(ids)}
+            hits = []
+            for place, entry_id in enumerate(ids):
+                entry = entries.get(int(entry_id))
+                if entry is None:
+                    continue
+                hits.append(
+                    Hit.from_entry(
+                        entry,
+                        scores[place],
+                        mode=mode,
+                        cosine=_finite(evidence.dense[place]),
+                        bm25=_finite(evidence.lexical[place]),
+                        dense_rank=int(evidence.dense_rank[place]) or None,
+                        lexical_rank=int(evidence.lexical_rank[place]) or None,
+                        matched=tuple(matched_words(queries[row], entry.text)) if mode != "dense" else (),
+                    )
+                )
+            results.append(hits)
         return results
 
-    def _search_kind(
-        self, kind: str, vectors: dict[str, np.ndarray], head: str, k: int, funnel_head: str | None, shortlist: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        index = self.store.index(kind, head)
-        if funnel_head is None or funnel_head == head:
-            return index.search(vectors[head], k)
-        small = self.store.index(kind, funnel_head)
-        return funnel_search(small, index, vectors[funnel_head], vectors[head], k, shortlist)
+    def _dense_shortlist(
+        self, queries: np.ndarray, head: str, kinds: list[str], depth: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """The best ``depth`` ids per query over the kinds' indexes of ``head``, and each id's kind."""
+        count = len(queries)
+        scores, ids, kind_of = [], [], {}
+        with faiss_threads(1 if count == 1 else faiss.omp_get_max_threads()):
+            for kind in kinds:
+                found_scores, found_ids = self.store.index(kind, head).search(queries, depth, allowed)
+                scores.append(found_scores)
+                ids.append(found_ids)
+                kind_of.update((int(i), kind) for i in found_ids[found_ids >= 0])
+        scores, ids = np.concatenate(scores, axis=1), np.concatenate(ids, axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        return np.take_along_axis(ids, order, axis=1), kind_of
+
+    def _exact_scores(self, ids: np.ndarray, query: np.ndarray, head: str, kind_of: dict[int, str]) -> np.ndarray:
+        """Cosines of ``query`` with the stored ``head`` vectors of ``ids`` (nan where an id has none)."""
+        scores = np.full(len(ids), np.nan)
+        by_kind: dict[str, list[int]] = {}
+        for row, entry_id in enumerate(ids):
+            kind = kind_of.get(int(entry_id))
+            if kind is not None:
+                by_kind.setdefault(kind, []).append(row)
+        for kind, rows in by_kind.items():
+            try:
+                index = self.store.index(kind, head)
+            except KeyError:
+                continue
+            rows_array = np.asarray(rows)
+            try:
+                scores[rows_array] = index.reconstruct(ids[rows_array]) @ query
+            except KeyError:  # an id without a vector (the store changed under us): score the others
+                for row in rows:
+                    try:
+                        scores[row] = float(index.reconstruct(ids[row : row + 1])[0] @ query)
+                    except KeyError:
+                        continue
+        return scores

@@ -7,6 +7,8 @@ as ``stale`` (their rows go; the next ingest embeds them again), all in one comm
 names is unreadable, repair starts from the newest older generation still on disk that loads (the
 previous one is kept one commit longer), so only documents whose vectors it lacks become stale.
 Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``.
+The lexical index must hold exactly the embedded entries and carry SQL's lexical generation; repair
+rebuilds what differs from the stored texts (an unreadable one from scratch).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
+from jasper_rag.store.lexical_index import LexicalIndex, LexicalIndexError
 from jasper_rag.store.models import DocumentStatus, Entry, EntryKind
 from jasper_rag.store.store import INDEX_FILE, Store, batched
 from jasper_rag.store.vector_index import VectorIndex
@@ -55,18 +58,46 @@ class IndexCheck:
 
 
 @dataclass
+class LexicalCheck:
+    """How the lexical index compares with SQL."""
+
+    expected: int
+    stored: int = 0
+    missing: int = 0
+    extra: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not (self.missing or self.extra)
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"lexical: ok ({self.stored} entries)"
+        parts = [self.error] if self.error else []
+        parts += [
+            f"{n} {name}" for name, n in (("missing entries", self.missing), ("entries without rows", self.extra)) if n
+        ]
+        return "lexical: " + "; ".join(parts) + " (repair rebuilds it from the stored texts)"
+
+
+@dataclass
 class DoctorReport:
     checks: list[IndexCheck]
     problems: list[str]
     garbage: list[Path]
     stale_documents: int
+    lexical: LexicalCheck | None = None
 
     @property
     def consistent(self) -> bool:
-        return not self.problems and all(check.ok for check in self.checks)
+        lexical_ok = self.lexical is None or self.lexical.ok
+        return not self.problems and lexical_ok and all(check.ok for check in self.checks)
 
     def render(self) -> str:
         lines = [check.describe() for check in self.checks]
+        if self.lexical is not None:
+            lines.append(self.lexical.describe())
         lines += [f"problem: {problem}" for problem in self.problems]
         if self.garbage:
             lines.append(f"{len(self.garbage)} leftover files of interrupted runs (removed by --repair)")
@@ -149,7 +180,32 @@ def check(store: Store) -> DoctorReport:
             if len(sql_ids) or (kind, head) in states:
                 checks.append(_check_index(store, kind, head, dim, sql_ids))
     stale = len(store.documents(DocumentStatus.STALE))
-    return DoctorReport(checks, problems, store.garbage(), stale)
+    return DoctorReport(checks, problems, store.garbage(), stale, _check_lexical(store))
+
+
+def _check_lexical(store: Store) -> LexicalCheck | None:
+    """The lexical index against the embedded entries (None for a store that never had entries)."""
+    sql_ids = np.concatenate([EMPTY, *(store.embedded_ids(kind) for kind in EntryKind.ALL)])
+    if not len(sql_ids) and store.lexical_generation is None:
+        return None
+    if store.lexical_generation is None:
+        return LexicalCheck(len(sql_ids), missing=len(sql_ids), error="no lexical index")
+    try:
+        index = LexicalIndex.open_existing(store.lexical_path(store.lexical_generation))
+        ids = index.ids()
+        generation = index.generation()
+    except LexicalIndexError as error:
+        return LexicalCheck(len(sql_ids), missing=len(sql_ids), error=str(error))
+    error = None
+    if generation != store.lexical_generation:
+        error = f"generation {generation} != the store's {store.lexical_generation}"
+    return LexicalCheck(
+        expected=len(sql_ids),
+        stored=len(ids),
+        missing=len(np.setdiff1d(sql_ids, ids)),
+        extra=len(np.setdiff1d(ids, sql_ids)),
+        error=error,
+    )
 
 
 def _documents_of(store: Store, entry_ids: np.ndarray) -> set[int]:
@@ -192,5 +248,7 @@ def repair(store: Store) -> DoctorReport:
                     fresh.add(kept, index.reconstruct(kept))
                 rebuilt[(item.kind, item.head)] = fresh
             dropped = [key for key in store.index_states() if key[1] not in heads]
-            store.replace_indexes(rebuilt, sorted(stale_documents), dropped)
+            store.replace_indexes(rebuilt, sorted(stale_documents), dropped)  # re-syncs the lexical index if needed
+            if report.lexical is not None and not report.lexical.ok:
+                store.sync_lexical(force=True)
     return check(store)

@@ -77,19 +77,28 @@ def _schema() -> tantivy.Schema:
 class LexicalIndex:
     """BM25 search over entry texts in one folder (``folder=None``: in memory, for evaluation)."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, create: bool = True) -> None:
         self.folder = folder
         self.schema = _schema()
         try:
             if folder is None:
                 self.index = tantivy.Index(self.schema)
-            else:
+            elif create:
                 folder.mkdir(parents=True, exist_ok=True)
                 self.index = tantivy.Index(self.schema, path=str(folder), reuse=True)
+            elif not (folder / "meta.json").is_file():
+                raise LexicalIndexError(f"no lexical index in {folder}")
+            else:
+                self.index = tantivy.Index.open(str(folder))
         except ValueError as error:
             raise LexicalIndexError(f"cannot open the lexical index in {folder}: {error}") from error
         self.index.register_tokenizer(TOKENIZER, _ANALYZER)
         self._writer: tantivy.IndexWriter | None = None
+
+    @classmethod
+    def open_existing(cls, folder: Path) -> LexicalIndex:
+        """The index in ``folder`` for reading (``LexicalIndexError`` when there is none or it is unreadable)."""
+        return cls(folder, create=False)
 
     @classmethod
     def rebuilt(cls, folder: Path) -> LexicalIndex:
@@ -100,7 +109,10 @@ class LexicalIndex:
     # ----------------------------------------------------------------- reading
     def reload(self) -> None:
         """See the latest commit (another process may have written)."""
-        self.index.reload()
+        try:
+            self.index.reload()
+        except ValueError as error:
+            raise LexicalIndexError(f"cannot read the lexical index in {self.folder}: {error}") from error
 
     def generation(self) -> int | None:
         """The generation of the last commit (None before the first)."""
@@ -159,7 +171,8 @@ class LexicalIndex:
         text_query = tantivy.Query.boolean_query(should)
         if limits:
             text_query = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Must, text_query)] + [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in limits]
+                [(tantivy.Occur.Must, text_query)]
+                + [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in limits]
             )
         hits = searcher.search(text_query, k).hits
         return [(float(score), int(searcher.doc(address)["entry_id"][0])) for score, address in hits]

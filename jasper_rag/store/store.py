@@ -9,6 +9,12 @@ new files are unreferenced garbage that the next writer (or ``doctor --repair``)
 load the generation named in SQL, so they see the old or the new state, never a mix. The previous
 generation is kept one commit longer for readers that are still loading it.
 
+The lexical (BM25) index (tantivy) follows the same rule: each commit writes a new generation folder
+(``<store id>.lexical.g000007/``), made of hard links to the previous generation's immutable segment
+files plus the new segments and deletions, committed by tantivy before SQL commits; SQL's
+``lexical_generation`` is the switch, in the same transaction as the rows. A store without one (made
+before it existed) gets it built from the stored texts when a writer next opens it (``sync_lexical``).
+
 One database, one index folder: the first open records the folder in the database (an id also written
 to a marker file in the folder, so a folder moved or copied together with its database still opens),
 and a database bound to another folder is refused; two index folders can therefore never take turns
@@ -23,15 +29,16 @@ import json
 import logging
 import os
 import re
+import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -39,6 +46,7 @@ from sqlalchemy.orm import Session
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.store.database import make_engine, make_sessions
 from jasper_rag.store.heads import ModelIdentity
+from jasper_rag.store.lexical_index import LexicalIndex, LexicalIndexError
 from jasper_rag.store.models import Document, DocumentStatus, Entry, IndexState, StoreMeta
 from jasper_rag.store.vector_index import VectorIndex
 
@@ -47,10 +55,12 @@ log = logging.getLogger(__name__)
 MODEL_KEY = "model"
 STORE_ID_KEY = "store_id"  # prefixes the index file names: two databases can never take each other's files
 INDEX_FOLDER_KEY = "index_folder"  # {"id", "path"} of the one index folder this database belongs to
+LEXICAL_KEY = "lexical_generation"  # the lexical index's generation that matches the rows
 LOCK_FILE = ".writer.lock"
 INDEX_FILE = re.compile(
     r"^(?P<store>[0-9a-f]+)\.(?P<kind>[a-z]+)\.(?P<head>[A-Za-z0-9_-]+)\.g(?P<generation>\d+)\.faiss$"
 )
+LEXICAL_FOLDER = re.compile(r"^(?P<store>[0-9a-f]+)\.lexical\.g(?P<generation>\d+)$")
 SQL_BATCH = 500  # ids or paths per IN (...) clause
 
 
@@ -141,6 +151,8 @@ class Store:
         self._states: dict[tuple[str, str], IndexState] = {}
         self._loaded: dict[tuple[str, str], tuple[int, VectorIndex]] = {}
         self._working: dict[tuple[str, str], VectorIndex] = {}
+        self.lexical_generation: int | None = None
+        self._lexical: tuple[int, LexicalIndex] | None = None
         self.refresh()
 
     @classmethod
@@ -224,7 +236,27 @@ class Store:
         with self.sessions() as session:
             self._states = {(s.kind, s.head): s for s in session.scalars(select(IndexState))}
             meta = session.get(StoreMeta, MODEL_KEY)
+            lexical = session.get(StoreMeta, LEXICAL_KEY)
         self.model = ModelIdentity(**json.loads(meta.value)) if meta else None
+        self.lexical_generation = int(lexical.value) if lexical else None
+
+    def lexical_path(self, generation: int) -> Path:
+        return self.index_dir / f"{self.store_id}.lexical.g{generation:06d}"
+
+    def lexical(self) -> LexicalIndex | None:
+        """The committed lexical index (None when the store has none yet or it is unreadable)."""
+        generation = self.lexical_generation
+        if generation is None:
+            return None
+        if self._lexical is not None and self._lexical[0] == generation:
+            return self._lexical[1]
+        try:
+            index = LexicalIndex.open_existing(self.lexical_path(generation))
+        except LexicalIndexError as error:
+            log.warning("%s; `jasper-rag doctor --repair` rebuilds it", error)
+            return None
+        self._lexical = (generation, index)
+        return index
 
     @property
     def heads(self) -> dict[str, int]:
@@ -287,6 +319,40 @@ class Store:
                     )
         return [found[i] for i in wanted if i in found]
 
+    def entry_ids(self, file_types: Sequence[str] | None = None, path_prefix: str | None = None) -> np.ndarray:
+        """Sorted ids of the embedded entries of searchable files of these types (file type such as
+        ``markdown`` or extension such as ``md``) under this folder of the ingested tree."""
+        query = (
+            select(Entry.id).join(Document).where(Entry.embedded.is_(True), Document.status.in_(DocumentStatus.DONE))
+        )
+        if file_types:
+            types = sorted({t.lower().lstrip(".") for t in file_types})
+            query = query.where(
+                or_(func.lower(Document.file_type).in_(types), *(Document.path.ilike(f"%.{t}") for t in types))
+            )
+        if path_prefix and path_prefix.strip().rstrip("/"):
+            folders = {path_prefix.strip().rstrip("/")}
+            if not PurePath(path_prefix).is_absolute():  # stored paths are absolute: also the folder from here
+                folders.add(str(Path(path_prefix).resolve()))
+            conditions = []
+            for folder in folders:
+                escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                conditions += [Document.path == folder, Document.path.like(f"{escaped}/%", escape="\\")]
+            query = query.where(or_(*conditions))
+        with self.sessions() as session:
+            return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
+
+    def kinds_of(self, ids: Iterable[int]) -> dict[int, str]:
+        """Entry id -> kind, for the ids that exist."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, str] = {}
+        with self.sessions() as session:
+            for batch in batched(wanted):
+                found.update(
+                    (int(i), k) for i, k in session.execute(select(Entry.id, Entry.kind).where(Entry.id.in_(batch)))
+                )
+        return found
+
     def documents(self, status: str | None = None) -> list[DocumentView]:
         """Every document row (optionally of one status), with its number of entries."""
         counts = select(Entry.document_id, func.count().label("n")).group_by(Entry.document_id).subquery()
@@ -320,6 +386,7 @@ class Store:
                 with self._database_lock():
                     self.refresh()
                     self.remove_garbage()
+                    self.sync_lexical()
                     yield self
             finally:
                 self._working.clear()
@@ -382,6 +449,7 @@ class Store:
         heads = self.heads
         if not heads:
             raise RuntimeError("bind_model() must be called before the first commit")
+        staged: Path | None = None
         try:
             with self.sessions() as session, session.begin():
                 removed = self._delete_documents(session, [r.path for r in records] + list(deleted_paths))
@@ -400,18 +468,35 @@ class Store:
                             )
                         changed[(kind, head)] = index
                 self._save_indexes(session, changed)
+                embedded = [entry for record in records for entry in record.entries if entry.embedded]
+                generation, lexical = self._stage_lexical(session)
+                staged = self.lexical_path(generation)
+                lexical.remove(entry_id for ids in removed.values() for entry_id in ids)
+                lexical.add((e.id for e in embedded), (e.kind for e in embedded), (e.text for e in embedded))
+                lexical.commit(generation)
         except BaseException:
             self._working.clear()  # they may be ahead of what was committed
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
             raise
         self._after_commit()
 
     def clear(self) -> None:
         """Delete every document, entry, index and the model record (``--rebuild``)."""
-        with self.sessions() as session, session.begin():
-            session.execute(delete(Entry))
-            session.execute(delete(Document))
-            session.execute(delete(IndexState))
-            session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
+        staged: Path | None = None
+        try:
+            with self.sessions() as session, session.begin():
+                session.execute(delete(Entry))
+                session.execute(delete(Document))
+                session.execute(delete(IndexState))
+                session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
+                generation, lexical = self._stage_lexical(session, empty=True)
+                staged = self.lexical_path(generation)
+                lexical.commit(generation)
+        except BaseException:
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
+            raise
         self._working.clear()
         self._after_commit()
 
@@ -434,6 +519,58 @@ class Store:
                 session.execute(delete(IndexState).where(IndexState.kind == kind, IndexState.head == head))
             self._save_indexes(session, indexes)
         self._after_commit()
+        if stale_documents:
+            self.sync_lexical(force=True)  # the entries of stale documents are gone from SQL
+
+    # ----------------------------------------------------------------- the lexical index
+    def _stage_lexical(self, session: Session, empty: bool = False) -> tuple[int, LexicalIndex]:
+        """The next lexical generation, recorded in the caller's transaction: a folder of hard links to
+        the current generation's files (tantivy never changes a written file), or an empty index."""
+        meta = session.get(StoreMeta, LEXICAL_KEY)
+        if meta is None:
+            meta = StoreMeta(key=LEXICAL_KEY, value="0")
+            session.add(meta)
+        current = int(meta.value)
+        generation = current + 1
+        meta.value = str(generation)
+        target = self.lexical_path(generation)
+        shutil.rmtree(target, ignore_errors=True)  # a leftover of a crashed writer
+        source = self.lexical_path(current)
+        if not empty and current and source.is_dir():
+            link_tree(source, target)
+        return generation, LexicalIndex(target)
+
+    def sync_lexical(self, force: bool = False) -> int:
+        """Make sure the committed lexical index opens and carries SQL's generation (writer lock held);
+        otherwise, or with ``force``, build a new generation from the stored texts of every embedded
+        entry. Returns how many entries the rebuilt index holds (0 when nothing was done)."""
+        if not force and self.lexical_generation is not None:
+            try:
+                index = LexicalIndex.open_existing(self.lexical_path(self.lexical_generation))
+                if index.generation() == self.lexical_generation:
+                    return 0
+            except LexicalIndexError as error:
+                log.warning("%s; rebuilding it from the stored texts", error)
+        staged: Path | None = None
+        added = 0
+        try:
+            with self.sessions() as session, session.begin():
+                generation, lexical = self._stage_lexical(session, empty=True)
+                staged = self.lexical_path(generation)
+                ids = select(Entry.id).where(Entry.embedded.is_(True)).order_by(Entry.id)
+                all_ids = list(session.scalars(ids))
+                for batch in batched(all_ids, 5000):
+                    rows = session.execute(select(Entry.id, Entry.kind, Entry.text).where(Entry.id.in_(batch))).all()
+                    lexical.add((r.id for r in rows), (r.kind for r in rows), (r.text for r in rows))
+                    added += len(rows)
+                lexical.commit(generation)
+        except BaseException:
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
+            raise
+        log.info("lexical index: generation %d built from %d stored texts", generation, added)
+        self._after_commit()
+        return added
 
     # ----------------------------------------------------------------- internals
     def _delete_documents(self, session: Session, paths: Sequence[str]) -> dict[str, list[int]]:
@@ -520,6 +657,12 @@ class Store:
             if path.name.startswith(f".{self.store_id}.") and path.name.endswith(".tmp"):
                 junk.append(path)
                 continue
+            folder = LEXICAL_FOLDER.match(path.name)
+            if folder and folder["store"] == self.store_id:
+                current = self.lexical_generation
+                if current is None or int(folder["generation"]) not in (current, current - 1):
+                    junk.append(path)
+                continue
             match = INDEX_FILE.match(path.name)
             if not match or match["store"] != self.store_id:
                 continue
@@ -533,5 +676,19 @@ class Store:
         """Delete what ``garbage()`` lists (call with the writer lock held)."""
         junk = self.garbage()
         for path in junk:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         return junk
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """``target`` as a copy of the flat folder ``source`` made of hard links (a real copy where links fail)."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_file() and not path.name.endswith(".lock"):
+            try:
+                os.link(path, target / path.name)
+            except OSError:
+                shutil.copy2(path, target / path.name)

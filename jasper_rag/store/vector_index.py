@@ -154,13 +154,23 @@ class VectorIndex:
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
 
     # ----------------------------------------------------------------- reading
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` inner products per query row: ``(scores, ids)``, ids -1 where fewer than k exist."""
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` inner products per query row: ``(scores, ids)``, ids -1 where fewer than k exist.
+
+        ``allowed``: only these ids are searched (a filter applied inside FAISS, on the CPU index)."""
         queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if queries.shape[1] != self.dim:
             raise ValueError(f"query dimension {queries.shape[1]} != index dimension {self.dim}")
-        scores, ids = self._searcher().search(queries, k)
-        return scores, ids
+        if allowed is None:
+            return self._searcher().search(queries, k)
+        wanted = np.ascontiguousarray(allowed, dtype=np.int64)
+        selector = faiss.IDSelectorBatch(len(wanted), faiss.swig_ptr(wanted))
+        ivf = self._ivf()
+        if ivf is not None:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        return self.index.search(queries, k, params=params)
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of ``ids`` (exact for Flat and HNSW, approximate for PQ); KeyError if absent."""
