@@ -168,3 +168,29 @@ def test_metadata_keeps_raw_scores_and_hybrid_fields() -> None:
     dense_only = hit_to_document(fake_hit(1, cosine=0.5, bm25=None, lexical_rank=None, matched=(), mode="dense"))
     assert dense_only.metadata["cosine"] == 0.5 and dense_only.metadata["mode"] == "dense"
     assert not {"bm25", "lexical_rank", "matched_terms", "answer"} & set(dense_only.metadata)
+
+
+def test_real_searcher_per_call_mode_and_k(tmp_path, tiny_encoder, one_torch_thread) -> None:
+    from jasper_rag.config import Settings
+    from jasper_rag.ingest.pipeline import ingest_paths
+    from jasper_rag.store import Store
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in {"cats.txt": "the cat sat on the mat", "paris.md": "paris is the capital of france"}.items():
+        (folder / name).write_text(text)
+    settings = Settings(indexes_dir=tmp_path / "idx")
+    store = Store.open(settings)
+    assert ingest_paths([folder], tiny_encoder, store, settings, progress=False).exit_code == 0
+    retriever = JasperRetriever(searcher=Searcher(store, tiny_encoder), k=2, mode="dense", kinds=["chunk"])
+    dense = retriever.invoke("the cat sat on the mat")
+    assert len(dense) == 2 and dense[0].metadata["source"] == str(folder / "cats.txt")
+    assert dense[0].metadata["mode"] == "dense" and dense[0].metadata["score"] == dense[0].metadata["cosine"]
+    assert dense[0].metadata["cosine"] == pytest.approx(1.0, abs=1e-4)  # raw cosine
+    lexical = retriever.invoke("cat on a mat", k=1, mode="lexical")
+    assert len(lexical) == 1 and lexical[0].metadata["mode"] == "lexical"
+    assert lexical[0].metadata["source"] == str(folder / "cats.txt") and lexical[0].metadata["bm25"] > 0
+    assert {"cat", "mat"} <= set(lexical[0].metadata["matched_terms"])
+    assert json.dumps(lexical[0].metadata)
+    again = asyncio.run(retriever.ainvoke("the cat sat on the mat"))
+    assert len(again) == 2 and {d.metadata["mode"] for d in again} == {"dense"}
