@@ -70,6 +70,22 @@ def test_search_options_head_k_kind_type_and_funnel(ready: Path) -> None:
     assert "16-d head · funnel search" in markdown_with(app, 'class="jr-stats"')[0]
 
 
+def test_search_modes_and_folder_filter_show_their_evidence(ready: Path) -> None:
+    app = run_app()
+    app.text_input(key="query").input("capital of france")
+    app.selectbox(key="mode").set_value("lexical").run()
+    assert not app.exception, app.exception
+    cards = markdown_with(app, 'class="jr-card')
+    assert "lexical (words)" in markdown_with(app, 'class="jr-stats"')[0]
+    assert cards and "paris" in cards[0] and "BM25" in cards[0] and "capital" in cards[0]
+    app.selectbox(key="mode").set_value("hybrid").run()
+    assert "hybrid (words + meaning)" in markdown_with(app, 'class="jr-stats"')[0]
+    assert "by meaning" in markdown_with(app, 'class="jr-card')[0]
+    app.text_input(key="folder").input("/nowhere/else").run()
+    assert not app.exception and not markdown_with(app, 'class="jr-card')
+    assert any("No results" in info.value for info in app.info)
+
+
 def test_image_search_is_explained_when_the_model_has_no_vision_tower(ready: Path) -> None:
     app = run_app()
     assert any("vision tower" in caption.value for caption in app.caption)

@@ -85,6 +85,9 @@ def make_hit(**fields) -> Hit:
         ),
         pytest.param(lambda: faq_card(FAQMatch(PAYLOAD, PAYLOAD, 0.9, "/f.csv", 1), "", PAYLOAD), id="faq-title"),
         pytest.param(lambda: stats_html(3, PAYLOAD, 0.1, 8, False), id="stats-query"),
+        pytest.param(
+            lambda: hit_card(make_hit(mode="hybrid", bm25=1.0, matched=(PAYLOAD, "evil")), PAYLOAD, 1), id="evidence"
+        ),
     ],
 )
 def test_cards_show_hostile_text_inert(card) -> None:

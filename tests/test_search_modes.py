@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -37,7 +38,8 @@ def corpus(tmp_path, tiny_encoder):
     for number in range(24):
         (folder / "many" / f"note{number:02d}.txt").write_text(f"{FILLER} number {number}")
     for number in range(3):
-        (folder / "few" / f"page{number}.md").write_text(f"# Page {number}\n\nthe release notes mention part XJ-4471 {number}")
+        page = f"# Page {number}\n\nthe release notes mention part XJ-4471 {number}"
+        (folder / "few" / f"page{number}.md").write_text(page)
     (folder / "faq.csv").write_text("question,answer\nhow do I reset my password,use the reset link\n")
     settings = Settings(indexes_dir=tmp_path / "idx")
     _ingest(folder, tiny_encoder, settings)
@@ -82,7 +84,7 @@ def test_filters_are_applied_inside_the_search_and_return_k(corpus) -> None:
 
 def test_options_are_validated_by_name(corpus) -> None:
     searcher, _, _ = corpus
-    with pytest.raises(ValueError, match="unknown search option.*colour"):
+    with pytest.raises(ValueError, match=r"unknown search option.*colour"):
         searcher.search("notes", colour="red")
     with pytest.raises(ValueError, match="'mode' must be one of dense, lexical, hybrid"):
         searcher.search("notes", mode="fuzzy")
@@ -162,3 +164,29 @@ def test_store_without_lexical_index_searches_dense_until_a_writer_builds_it(cor
         pass  # opening a writer builds it from the stored texts
     assert len(searcher.search("XJ-4471", k=3, mode="lexical")) == 3
     assert check(store).consistent
+
+
+def test_cli_search_modes_evidence_and_clear_errors(tmp_path, monkeypatch, fresh_settings) -> None:
+    from typer.testing import CliRunner
+
+    from jasper_rag.cli import app
+    from jasper_rag.config import get_settings
+    from tests.ingest_support import save_tiny_model
+
+    model = save_tiny_model(tmp_path / "model")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "parts.txt").write_text("the release notes mention part XJ-4471")
+    (folder / "other.txt").write_text(FILLER)
+    monkeypatch.setenv("JASPER_INDEXES_DIR", str(tmp_path / "idx"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(folder), "--model", str(model), "-q"]).exit_code == 0
+    result = runner.invoke(app, ["search", "XJ-4471", "--model", str(model), "--mode", "lexical", "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert len(hits) == 1 and hits[0]["path"].endswith("parts.txt") and hits[0]["matched"] == ["XJ-4471"]
+    result = runner.invoke(app, ["search", "XJ-4471 notes", "--model", str(model), "--folder", str(folder)])
+    assert result.exit_code == 0 and "hybrid" in result.output and "bm25" in result.output
+    result = runner.invoke(app, ["search", "x", "--model", str(model), "--mode", "fuzzy"])
+    assert result.exit_code == 1 and "search failed" in result.output and "'mode' must be one of" in result.output

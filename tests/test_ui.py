@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,25 @@ def test_faq_and_image_cards(tmp_path: Path) -> None:
 
 def test_stats_line_and_paths(tmp_path: Path) -> None:
     assert stats_html(1, "<q>", 0.0234, 256, False) == (
-        '<div class="jr-stats"><b>1 result</b> for “&lt;q&gt;” in 23 ms · 256-d head · exact search</div>'
+        '<div class="jr-stats"><b>1 result</b> for “&lt;q&gt;” in 23 ms · dense (meaning) · 256-d head · '
+        "exact search</div>"
     )
-    assert "the uploaded image in 1.50 s · 64-d head · funnel search" in stats_html(3, None, 1.5, 64, True)
+    assert "the uploaded image in 1.50 s · dense (meaning) · 64-d head · funnel search" in stats_html(
+        3, None, 1.5, 64, True
+    )
+    assert "hybrid (words + meaning)" in stats_html(3, "q", 0.1, 64, False, "hybrid")
     assert display_path(str(tmp_path / "a" / "b.txt"), tmp_path) == "a/b.txt"
     assert display_path("/elsewhere/b.txt", tmp_path) == "/elsewhere/b.txt"
+
+
+def test_hybrid_cards_show_their_evidence() -> None:
+    hit = make_hit(score=0.75, mode="hybrid", cosine=0.61, bm25=7.25, dense_rank=4, lexical_rank=1, matched=("refund",))
+    card = html.unescape(hit_card(hit, "refund", 1))  # safe_text escapes '#' and ':'
+    assert "cosine 0.610 · #4 by meaning" in card and "BM25 7.25 · #1 by words" in card and "words: refund" in card
+    assert 'title="fused score' in card
+    unmatched = html.unescape(hit_card(make_hit(mode="hybrid", cosine=0.5, dense_rank=1), "x", 2))
+    assert "no query word matched" in unmatched
+    assert "jr-evidence" not in hit_card(make_hit(cosine=0.8123, dense_rank=1), "x", 3)  # dense: the score says it
 
 
 # ----------------------------------------------------------------- uploads

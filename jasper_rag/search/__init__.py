@@ -1,4 +1,4 @@
-"""Search over the store: exact and funnel search, the FAQ matcher, LangChain adapters.
+"""Search over the store: dense, lexical and hybrid search, the FAQ matcher, LangChain adapters.
 
 Names are imported lazily so that ``jasper_rag.search.cli`` can register its commands without
 loading torch.
@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jasper_rag.search.faq import FAQLookup, FAQMatch, FAQMatcher
+    from jasper_rag.search.options import SearchOptions
     from jasper_rag.search.searcher import EmptyStoreError, Hit, Searcher
 
 _HOMES = {
     "EmptyStoreError": "searcher",
     "Hit": "searcher",
     "Searcher": "searcher",
+    "SearchOptions": "options",
     "FAQLookup": "faq",
     "FAQMatch": "faq",
     "FAQMatcher": "faq",
 }
-__all__ = ["EmptyStoreError", "FAQLookup", "FAQMatch", "FAQMatcher", "Hit", "Searcher"]
+__all__ = ["EmptyStoreError", "FAQLookup", "FAQMatch", "FAQMatcher", "Hit", "SearchOptions", "Searcher"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from jasper_rag.cli_support import exit_on, fail
 from jasper_rag.config import get_settings
+from jasper_rag.search.options import SearchOptions
 
 ModelOption = Annotated[str | None, typer.Option(help="Model folder (default: JASPER_MODEL / models/jasper-quick).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -42,21 +43,48 @@ def _snippet(text: str, width: int = 90) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def _evidence(hit) -> str:
+    """Why the hit is here: cosine and BM25 with their ranks, and the query words found in it."""
+    parts = []
+    if hit.cosine is not None:
+        parts.append(f"cos {hit.cosine:.3f}" + (f" (#{hit.dense_rank})" if hit.dense_rank else ""))
+    if hit.bm25 is not None:
+        parts.append(f"bm25 {hit.bm25:.2f}" + (f" (#{hit.lexical_rank})" if hit.lexical_rank else ""))
+    if hit.matched:
+        parts.append("words: " + ", ".join(hit.matched))
+    return "; ".join(parts)
+
+
+DEFAULTS = SearchOptions()
+
+
 def search_command(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of hits.")] = 10,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of hits.")] = DEFAULTS.k,
+    mode: Annotated[
+        str,
+        typer.Option(help="hybrid (words + meaning, fused), dense (meaning: the model's vectors) or lexical (BM25)."),
+    ] = DEFAULTS.mode,
+    fusion: Annotated[
+        str, typer.Option(help="Hybrid fusion: mix (weighted normalised scores) or rrf (reciprocal ranks).")
+    ] = DEFAULTS.fusion,
+    dense_weight: Annotated[float, typer.Option(help="mix: weight of the dense side, 0..1.")] = DEFAULTS.dense_weight,
+    rrf_k: Annotated[int, typer.Option(help="rrf: the rank constant.")] = DEFAULTS.rrf_k,
     dim: Annotated[int | None, typer.Option(help="Head dimension to search (default: the full head).")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these kinds: chunk, image, faq (repeatable).")] = None,
     file_type: Annotated[
         list[str] | None, typer.Option("--type", help="Only files of these types, e.g. pdf, md (repeatable).")
     ] = None,
+    folder: Annotated[str | None, typer.Option(help="Only files under this folder of the ingested tree.")] = None,
     funnel: Annotated[bool, typer.Option(help="Shortlist with the smallest head, re-score with --dim's.")] = False,
-    shortlist: Annotated[int, typer.Option(min=1, help="Funnel shortlist size.")] = 100,
+    shortlist: Annotated[
+        int, typer.Option(min=1, help="Candidates per side (dense, lexical) that hybrid and funnel re-score.")
+    ] = DEFAULTS.shortlist,
     funnel_dim: Annotated[int | None, typer.Option(help="Head that shortlists (default: the smallest).")] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Search the ingested documents, images and FAQ entries; prints score and source of each hit."""
+    """Search the ingested documents, images and FAQ entries; prints score, evidence and source of each hit."""
     from jasper_rag.search import EmptyStoreError
 
     searcher = _open_searcher("search", model)
@@ -64,9 +92,14 @@ def search_command(
         hits = searcher.search(
             query,
             k=k,
+            mode=mode,
+            fusion=fusion,
+            dense_weight=dense_weight,
+            rrf_k=rrf_k,
             dim=dim,
             kinds=kind or None,
             file_types=file_type or None,
+            path_prefix=folder,
             funnel=funnel,
             shortlist=shortlist,
             funnel_dim=funnel_dim,
@@ -77,11 +110,11 @@ def search_command(
     if not hits:
         typer.echo("no hits")
         return
-    table = Table(title=f"{len(hits)} hits for {query!r}")
-    for column in ("#", "score", "kind", "source", "text"):
+    table = Table(title=f"{len(hits)} hits for {query!r} ({hits[0].mode})")
+    for column in ("#", "score", "evidence", "kind", "source", "text"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
-        table.add_row(str(rank), f"{hit.score:.3f}", hit.kind, _source(hit), _snippet(hit.text))
+        table.add_row(str(rank), f"{hit.score:.3f}", _evidence(hit), hit.kind, _source(hit), _snippet(hit.text))
     Console(markup=False, highlight=False).print(table)
 
 

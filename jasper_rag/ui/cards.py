@@ -1,4 +1,4 @@
-"""Result cards as HTML: snippet with the query's terms marked, source file, page, kind and raw cosine.
+"""Result cards as HTML: snippet with the query's terms marked, source file, page, kind, score and evidence.
 
 Every piece of stored or uploaded text (file names, paths, chunk text, FAQ questions and answers, the
 query) goes through ``safe_text`` (or ``highlight``, which uses it): nothing in it is interpreted as
@@ -42,6 +42,8 @@ STYLE = """
 .jr-answer {margin-top: 8px; padding: 8px 12px; border-left: 3px solid #12b76a; background: #f6fef9;
   color: #1d2939; border-radius: 0 8px 8px 0;}
 .jr-meta {margin-top: 8px; color: #667085; font-size: 0.78rem; overflow-wrap: anywhere;}
+.jr-evidence {margin-top: 6px; color: #475467; font-size: 0.78rem; display: flex; gap: 6px; flex-wrap: wrap;}
+.jr-evidence span {background: #f9fafb; border: 1px solid #eaecf0; border-radius: 6px; padding: 0 6px;}
 .jr-body {display: flex; gap: 14px; align-items: flex-start;}
 .jr-thumb {width: 120px; height: 120px; object-fit: contain; border-radius: 8px; border: 1px solid #eaecf0;
   background: #f9fafb;}
@@ -72,11 +74,14 @@ def display_path(path: str, root: Path | None = None) -> str:
         return path
 
 
-def score_html(score: float) -> str:
-    """The raw cosine as a number and a small bar (clipped to 0..1 for the bar only)."""
+SCORE_TITLES = {"dense": "cosine similarity", "lexical": "BM25 score", "hybrid": "fused score (0..1 for mix)"}
+
+
+def score_html(score: float, mode: str = "dense") -> str:
+    """The hit's ranking score as a number and a small bar (clipped to 0..1 for the bar only)."""
     width = max(0.0, min(1.0, score)) * 100
     return (
-        f'<span class="jr-score" title="cosine similarity">'
+        f'<span class="jr-score" title="{SCORE_TITLES.get(mode, "score")}">'
         f'<span class="jr-bar"><span style="width:{width:.0f}%"></span></span>{score:.3f}</span>'
     )
 
@@ -100,14 +105,36 @@ def duration_text(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def stats_html(count: int, query: str | None, seconds: float, dim: int, funnel: bool) -> str:
+MODE_NAMES = {"dense": "dense (meaning)", "lexical": "lexical (words)", "hybrid": "hybrid (words + meaning)"}
+
+
+def stats_html(count: int, query: str | None, seconds: float, dim: int, funnel: bool, mode: str = "dense") -> str:
     """The line above the results: how many, for what (None: an image), how fast, which head and mode."""
     subject = "the uploaded image" if query is None else f"“{safe_text(query.strip(), breaks=False)}”"
-    mode = "funnel search" if funnel else "exact search"
+    search = "funnel search" if funnel else "exact search"
     return (
         f'<div class="jr-stats"><b>{count} result{"" if count == 1 else "s"}</b> for {subject} in '
-        f"{duration_text(seconds)} · {dim}-d head · {mode}</div>"
+        f"{duration_text(seconds)} · {MODE_NAMES.get(mode, 'search')} · {dim}-d head · "
+        f"{search}</div>"
     )
+
+
+def evidence_html(hit: Hit) -> str:
+    """Why the hit is here: its dense cosine and rank, its BM25 score and rank, the query words it contains."""
+    parts = []
+    if hit.cosine is not None:
+        rank = f" · #{hit.dense_rank} by meaning" if hit.dense_rank else ""
+        parts.append(f"cosine {hit.cosine:.3f}{rank}")
+    if hit.bm25 is not None:
+        rank = f" · #{hit.lexical_rank} by words" if hit.lexical_rank else ""
+        parts.append(f"BM25 {hit.bm25:.2f}{rank}")
+    elif hit.mode != "dense":
+        parts.append("no query word matched")
+    if hit.matched:
+        parts.append("words: " + ", ".join(hit.matched))
+    if not parts or (hit.mode == "dense" and len(parts) == 1):
+        return ""
+    return '<div class="jr-evidence">' + "".join(f"<span>{safe_text(p, breaks=False)}</span>" for p in parts) + "</div>"
 
 
 def hit_location(hit: Hit) -> str:
@@ -132,7 +159,7 @@ def hit_card(hit: Hit, query: str, rank: int) -> str:
     head = (
         f'<div class="jr-head"><span class="jr-rank">{rank}</span>'
         f'<span class="jr-title">{safe_text(Path(hit.path).name, breaks=False)}</span>{"".join(badges)}'
-        f"{score_html(hit.score)}</div>"
+        f"{score_html(hit.score, hit.mode)}</div>"
     )
     if hit.kind == "image":
         preview = image_preview(hit.path)
@@ -150,7 +177,8 @@ def hit_card(hit: Hit, query: str, rank: int) -> str:
             body += f'<div class="jr-answer">{highlight(hit.answer, query)}</div>'
     location = hit_location(hit)
     meta = safe_text(display_path(hit.path) + (f" · {location}" if location else ""), breaks=False)
-    return f'<div class="jr-card jr-kind-card-{kind}">{head}{body}<div class="jr-meta">{meta}</div></div>'
+    evidence = evidence_html(hit)
+    return f'<div class="jr-card jr-kind-card-{kind}">{head}{body}{evidence}<div class="jr-meta">{meta}</div></div>'
 
 
 def faq_card(match: FAQMatch, question: str, title: str) -> str:

@@ -6,12 +6,10 @@ before decoding) and ``max_image_pixels`` pixels (read from the header, before a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from PIL import Image
 
 from jasper_rag.ingest.pipeline import can_embed_images
-from jasper_rag.search import Hit, Searcher
+from jasper_rag.search import Hit, Searcher, SearchOptions
 from jasper_rag.vision.images import ImageLoadError, decode_image
 
 
@@ -27,17 +25,8 @@ def read_query_image(name: str, data: bytes, max_mb: float) -> Image.Image:
     return decode_image(data, name)
 
 
-def search_by_image(
-    searcher: Searcher,
-    image: Image.Image,
-    k: int = 10,
-    dim: int | None = None,
-    kinds: Sequence[str] | None = None,
-    file_types: Sequence[str] | None = None,
-    funnel: bool = False,
-) -> list[Hit]:
-    """Top-``k`` hits for an image query (images, and text too: they share one space)."""
+def search_by_image(searcher: Searcher, image: Image.Image, options: SearchOptions) -> list[Hit]:
+    """Top hits for an image query (images, and text too: they share one space); dense by nature."""
     searcher.store.refresh()
-    head = searcher.head_for(dim)
     vectors = searcher.encoder.encode_image_heads([image], list(searcher.heads))  # one pass of the tower
-    return searcher.search_vectors(vectors, k, head, kinds, file_types, searcher.funnel_head() if funnel else None)[0]
+    return searcher.search_vectors(vectors, options)[0]

@@ -15,11 +15,11 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from jasper_rag.config import Settings, get_settings
-from jasper_rag.search import EmptyStoreError, FAQMatch, Searcher
+from jasper_rag.search import EmptyStoreError, FAQMatch, Searcher, SearchOptions
 from jasper_rag.search.faq import FAQ_KEY, FAQMatcher
 from jasper_rag.store import EntryKind
 from jasper_rag.ui import resources
-from jasper_rag.ui.cards import HERO, STYLE, faq_card, hit_card, stats_html
+from jasper_rag.ui.cards import HERO, MODE_NAMES, STYLE, faq_card, hit_card, stats_html
 from jasper_rag.ui.image_query import read_query_image, search_by_image, supports_image_queries
 from jasper_rag.ui.ingest_run import ingest_uploads, summary_rows
 from jasper_rag.ui.overview import KIND_NAMES, StoreOverview, eval_table, store_overview
@@ -101,7 +101,15 @@ def render_search(searcher: Searcher, overview: StoreOverview) -> None:
         st.info(EMPTY_INDEX)
         return
     dims = sorted(set(overview.heads.values()), reverse=True)
-    head_col, k_col, kind_col, type_col = st.columns([1.1, 0.8, 1.4, 1.4])
+    mode_col, head_col, k_col, kind_col, type_col = st.columns([1.3, 1.1, 0.8, 1.4, 1.4])
+    mode = mode_col.selectbox(
+        "Mode",
+        list(MODE_NAMES),
+        index=list(MODE_NAMES).index(SearchOptions().mode),
+        format_func=lambda name: MODE_NAMES[name],
+        key="mode",
+        help="Hybrid finds both what the words say and what they mean; dense only by meaning, lexical only by words.",
+    )
     dim = head_col.selectbox("Head", dims, format_func=lambda d: head_label(d, dims[0]), key="dim")
     k = k_col.selectbox("Results", K_CHOICES, index=1, key="k")
     kinds = kind_col.multiselect(
@@ -112,9 +120,21 @@ def render_search(searcher: Searcher, overview: StoreOverview) -> None:
         key="kinds",
     )
     file_types = type_col.multiselect("File types", sorted(overview.file_types), placeholder="all", key="types")
-    single_stage = len(dims) < 2 or dim == dims[-1]
+    folder_col, fusion_col, funnel_col = st.columns([2.6, 1.4, 2.0])
+    folder = folder_col.text_input(
+        "Folder", key="folder", placeholder="all folders", help="Only files under this folder of the ingested tree."
+    )
+    fusion = fusion_col.selectbox(
+        "Fusion",
+        ["mix", "rrf"],
+        key="fusion",
+        disabled=mode != "hybrid",
+        format_func=lambda name: {"mix": "score mix", "rrf": "rank fusion (RRF)"}[name],
+        help="How hybrid combines the two rankings: an equal mix of normalised scores, or reciprocal ranks.",
+    )
+    single_stage = len(dims) < 2 or dim == dims[-1] or mode == "lexical"
     funnel = (
-        st.toggle(
+        funnel_col.toggle(
             "Funnel search",
             key="funnel",
             disabled=single_stage,
@@ -123,19 +143,30 @@ def render_search(searcher: Searcher, overview: StoreOverview) -> None:
         and not single_stage
     )
     image = image_query_input(searcher)
-    options = {"k": k, "dim": dim, "kinds": kinds or None, "file_types": file_types or None, "funnel": funnel}
     if image is None and not query.strip():
         st.caption(f"Type a question and press Enter. {sum(overview.entries.values()):,} entries indexed.")
         return
     started = time.perf_counter()
     try:
-        hits = searcher.search(query, **options) if image is None else search_by_image(searcher, image, **options)
+        options = searcher.resolve(
+            k=k,
+            mode=mode if image is None else "dense",
+            fusion=fusion,
+            dim=dim,
+            kinds=kinds or None,
+            file_types=file_types or None,
+            path_prefix=folder.strip() or None,
+            funnel=funnel,
+        )
+        hits = searcher.search(query, options=options) if image is None else search_by_image(searcher, image, options)
     except (EmptyStoreError, ValueError) as err:  # the store changed under us (rebuilt, emptied)
         st.error(f"{safe_text(error_line(err), breaks=False)}. Press **Reload model and index** in the sidebar.")
         return
     seconds = time.perf_counter() - started
+    shown_mode = hits[0].mode if hits else options.mode
     st.markdown(
-        stats_html(len(hits), None if image is not None else query, seconds, dim, funnel), unsafe_allow_html=True
+        stats_html(len(hits), None if image is not None else query, seconds, dim, funnel, shown_mode),
+        unsafe_allow_html=True,
     )
     if not hits:
         st.info("No results. Remove a filter, or ingest more files.")
