@@ -100,10 +100,12 @@ class Searcher:
         self._check_model()
 
     @classmethod
-    def open(cls, settings: Settings | None = None, model: str | None = None) -> Searcher:
+    def open(
+        cls, settings: Settings | None = None, model: str | None = None, options: SearchOptions | None = None
+    ) -> Searcher:
         """The configured store with the configured model (``JASPER_MODEL``, ``JASPER_DB_URL``...)."""
         settings = settings or get_settings()
-        return cls(Store.open(settings), load_encoder(model or settings.model), settings.batch_size)
+        return cls(Store.open(settings), load_encoder(model or settings.model), settings.batch_size, options)
 
     def _check_model(self) -> None:
         recorded = self.store.model
