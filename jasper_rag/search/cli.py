@@ -120,36 +120,32 @@ def search_command(
 
 def faq_command(
     question: Annotated[str, typer.Argument(help="The question to match against the FAQ entries.")],
-    threshold: Annotated[float | None, typer.Option(help="Override the model's calibrated threshold.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Override the model's FAQ rule with a plain cosine threshold.")
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="Rank the entries by 'dense' cosine or 'hybrid' (cosine + BM25; see docs/faq-calibration.md)."
+        ),
+    ] = "dense",
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer from the FAQ when a stored question is close enough; otherwise say so and show the nearest."""
+    """Answer from the FAQ when the model's FAQ rule accepts the best entry; otherwise say why and show the nearest."""
     from jasper_rag.search import EmptyStoreError, FAQMatcher
     from jasper_rag.search.faq import UncalibratedModelError
 
     searcher = _open_searcher("faq", model)
-    with exit_on("faq", EmptyStoreError, UncalibratedModelError):
-        lookup = FAQMatcher(searcher, threshold=threshold).lookup(question)
+    with exit_on("faq", EmptyStoreError, UncalibratedModelError, ValueError, TypeError):
+        lookup = FAQMatcher(searcher, threshold=threshold, mode=mode).lookup(question)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "match": lookup.match and lookup.match.__dict__,
-                    "threshold": lookup.threshold,
-                    "candidates": [c.__dict__ for c in lookup.candidates],
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(lookup.to_dict(), indent=2))
         return
     if lookup.match is not None:
-        typer.echo(
-            f"Q: {lookup.match.question}\nA: {lookup.match.answer}\n"
-            f"(cosine {lookup.match.score:.3f} >= threshold {lookup.threshold:.3f}; {lookup.match.path})"
-        )
+        typer.echo(f"Q: {lookup.match.question}\nA: {lookup.match.answer}\n({lookup.reason}; {lookup.match.path})")
         return
-    typer.echo(f"no confident match (threshold {lookup.threshold:.3f}); nearest:")
+    typer.echo(f"no confident match ({lookup.reason}); nearest:")
     for candidate in lookup.candidates:
         typer.echo(f"  {candidate.score:.3f}  {candidate.question}")
 
@@ -165,22 +161,26 @@ def calibrate_faq_command(
     ] = 0.8,
     dim: Annotated[int | None, typer.Option(help="Head to calibrate (default: the full head).")] = None,
     if_missing: Annotated[
-        bool, typer.Option(help="Do nothing when the model already stores a threshold (for make train / demo).")
+        bool, typer.Option(help="Do nothing when the model already stores an FAQ rule (for make train / demo).")
     ] = False,
 ) -> None:
-    """Measure the FAQ abstain threshold of a model on labelled pairs and store it with the model.
+    """Calibrate the FAQ abstention rule of a model and store it with the model.
 
-    Default pairs: about 400 hand-written FAQ-style question pairs shipped with the package
-    (paraphrases, same-domain near misses and off-topic questions); see docs/faq-calibration.md.
+    The rule (this FAQ's threshold and a margin over the next entry, for dense and hybrid ranking) is
+    chosen and fitted on the design half of the packaged FAQ-style development FAQs; the plain cosine
+    threshold of the labelled pairs (default: the packaged pairs) is kept as the fallback for FAQs too
+    small to have their own threshold. See docs/faq-calibration.md.
     """
     from contextlib import nullcontext
     from importlib import resources
 
     from jasper_rag.encoder import CONFIG_FILE, load_encoder
     from jasper_rag.eval.data import EvalDataError
+    from jasper_rag.eval.faq_dev import calibrate_faq_rules
     from jasper_rag.search.faq import (
         FAQ_KEY,
         PACKAGED_PAIRS,
+        RULE_KEY,
         calibrate_faq_threshold,
         packaged_calibration_pairs,
         store_calibration,
@@ -190,8 +190,8 @@ def calibrate_faq_command(
     folder = Path(model)
     if not (folder / CONFIG_FILE).is_file():
         raise fail("calibrate-faq", f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
-    if if_missing and FAQ_KEY in json.loads((folder / CONFIG_FILE).read_text()).get("extra", {}):
-        typer.echo(f"{folder} already stores an FAQ threshold: nothing to do")
+    if if_missing and RULE_KEY in json.loads((folder / CONFIG_FILE).read_text()).get("extra", {}).get(FAQ_KEY, {}):
+        typer.echo(f"{folder} already stores an FAQ rule: nothing to do")
         return
     opened = nullcontext(pairs) if pairs is not None else resources.as_file(packaged_calibration_pairs())
     name = pairs.name if pairs is not None else f"{PACKAGED_PAIRS} (packaged)"
@@ -202,5 +202,6 @@ def calibrate_faq_command(
     calibration = calibrate_faq_threshold(
         encoder.at(head_dim), bank, questions, expected, target_precision, source=f"{name}, dim {head_dim}"
     )
-    store_calibration(encoder, calibration, folder)
-    typer.echo(json.dumps(calibration.as_dict(), indent=2))
+    rules = calibrate_faq_rules(encoder.at(head_dim), calibration.threshold)
+    store_calibration(encoder, calibration, folder, rules)
+    typer.echo(json.dumps(encoder.config.extra[FAQ_KEY], indent=2))

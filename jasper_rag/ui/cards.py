@@ -41,6 +41,7 @@ STYLE = """
 .jr-snippet mark {background: #fff1b8; color: inherit; padding: 0 2px; border-radius: 3px;}
 .jr-answer {margin-top: 8px; padding: 8px 12px; border-left: 3px solid #12b76a; background: #f6fef9;
   color: #1d2939; border-radius: 0 8px 8px 0;}
+.jr-reason {margin-top: 6px; color: #475467; font-size: 0.8rem;}
 .jr-meta {margin-top: 8px; color: #667085; font-size: 0.78rem; overflow-wrap: anywhere;}
 .jr-evidence {margin-top: 6px; color: #475467; font-size: 0.78rem; display: flex; gap: 6px; flex-wrap: wrap;}
 .jr-evidence span {background: #f9fafb; border: 1px solid #eaecf0; border-radius: 6px; padding: 0 6px;}
@@ -181,8 +182,9 @@ def hit_card(hit: Hit, query: str, rank: int) -> str:
     return f'<div class="jr-card jr-kind-card-{kind}">{head}{body}{evidence}<div class="jr-meta">{meta}</div></div>'
 
 
-def faq_card(match: FAQMatch, question: str, title: str) -> str:
-    """An FAQ entry: its question (terms of the asked ``question`` marked), its answer and its score."""
+def faq_card(match: FAQMatch, question: str, title: str, reason: str | None = None) -> str:
+    """An FAQ entry: its question (terms of the asked ``question`` marked), its answer and its score;
+    with ``reason``, why the matcher answered with it (``FAQLookup.reason``), as plain text."""
     head = (
         f'<div class="jr-head"><span class="jr-title">{safe_text(title, breaks=False)}</span>'
         f'<span class="jr-badge jr-kind-faq">FAQ</span>{score_html(match.score)}</div>'
@@ -191,5 +193,7 @@ def faq_card(match: FAQMatch, question: str, title: str) -> str:
         f'<div class="jr-snippet">{highlight(match.question, question)}</div>'
         f'<div class="jr-answer">{safe_text(match.answer)}</div>'
     )
+    if reason:
+        body += f'<div class="jr-reason">{safe_text(reason, breaks=False)}</div>'
     meta = safe_text(display_path(match.path), breaks=False)
     return f'<div class="jr-card jr-faq-card">{head}{body}<div class="jr-meta">{meta}</div></div>'

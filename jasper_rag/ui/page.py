@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.search import EmptyStoreError, FAQMatch, Searcher, SearchOptions
-from jasper_rag.search.faq import FAQ_KEY, FAQMatcher
+from jasper_rag.search.faq import FAQ_KEY, RULE_KEY, FAQMatcher
 from jasper_rag.store import EntryKind
 from jasper_rag.ui import resources
 from jasper_rag.ui.cards import HERO, MODE_NAMES, STYLE, faq_card, hit_card, stats_html
@@ -207,8 +207,16 @@ def render_faq(searcher: Searcher, overview: StoreOverview) -> None:
             "(the **Ingest** tab or `jasper-rag ingest`)."
         )
         return
-    stored = searcher.encoder.config.extra.get(FAQ_KEY, {}).get("threshold")
-    if stored is None:
+    stored = searcher.encoder.config.extra.get(FAQ_KEY, {})
+    threshold: float | None = None
+    if RULE_KEY in stored:
+        st.caption(
+            "Answers when the best entry's cosine reaches this FAQ's own threshold and leads the next entry by "
+            "the model's margin (calibrated for this model; the reason is shown with each answer)."
+        )
+    elif "threshold" in stored:
+        st.caption(f"Answers when the cosine reaches {float(stored['threshold']):.3f} (calibrated for this model).")
+    else:
         st.warning(
             "This model has no calibrated FAQ threshold, so it cannot tell a match from a near miss by itself "
             "(`jasper-rag calibrate-faq MODEL` calibrates it). The nearest questions are shown; set a threshold "
@@ -217,21 +225,18 @@ def render_faq(searcher: Searcher, overview: StoreOverview) -> None:
         threshold = st.number_input(
             "Answer when the cosine reaches", 0.0, 1.0, value=None, step=0.01, key="faq_threshold"
         )
-    else:
-        threshold = float(stored)
-        st.caption(f"Answers when the cosine reaches {threshold:.3f} (calibrated for this model).")
+        if threshold is None:
+            if question.strip():
+                hits = searcher.search(question, k=3, kinds=[EntryKind.FAQ])
+                render_candidates([FAQMatch.from_hit(hit) for hit in hits], question)
+            return
     if not question.strip():
-        return
-    if threshold is None:
-        hits = searcher.search(question, k=3, kinds=[EntryKind.FAQ])
-        render_candidates([FAQMatch.from_hit(hit) for hit in hits], question)
         return
     lookup = FAQMatcher(searcher, threshold=threshold).lookup(question)
     if lookup.match is not None:
-        st.markdown(faq_card(lookup.match, question, "Answer"), unsafe_allow_html=True)
+        st.markdown(faq_card(lookup.match, question, "Answer", lookup.reason), unsafe_allow_html=True)
         return
-    best = lookup.candidates[0].score if lookup.candidates else float("nan")
-    st.warning(f"No confident match: the closest question scores {best:.3f}, below the threshold {threshold:.3f}.")
+    st.warning(f"No confident match: {safe_text(lookup.reason, breaks=False)}.")
     render_candidates(lookup.candidates, question)
 
 
