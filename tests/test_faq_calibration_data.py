@@ -144,3 +144,34 @@ def test_calibrate_faq_with_a_missing_pairs_file_fails_in_one_line(tmp_path: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("calibrate-faq failed: ") and str(missing) in lines[0], lines
     assert (folder / CONFIG_FILE).read_text() == before  # nothing stored
+
+
+# ===================================================================== the FAQ-style development FAQs (faq-dev/)
+def test_dev_faqs_are_split_by_faq_into_two_disjoint_halves() -> None:
+    from jasper_rag.eval.faq_dev import dev_folder, dev_splits
+
+    splits = dev_splits()
+    files = sorted(path.name.removesuffix(".jsonl") for path in dev_folder().iterdir() if path.name.endswith(".jsonl"))
+    assert not set(splits["design"]) & set(splits["test"])
+    assert sorted(splits["design"] + splits["test"]) == files and len(files) == 6
+
+
+def test_dev_faqs_have_the_documented_counts_and_paraphrases_in_other_words() -> None:
+    from jasper_rag.eval.faq_dev import dev_splits, load_dev_faq
+    from jasper_rag.store.lexical_index import terms
+
+    faqs = [load_dev_faq(name) for half in dev_splits().values() for name in half]
+    entries = [entry for faq in faqs for entry in faq.entries]
+    unrelated = [question for faq in faqs for question in faq.unrelated]
+    # jasper_rag/data/README.md and docs/faq-calibration.md quote these counts.
+    assert len(entries) == 174 and sum(len(e.paraphrases) for e in entries) == 349 and len(unrelated) == 84
+    assert Counter(topic for _, topic in unrelated) == {"in-domain": 48, "off-topic": 36}
+    for faq in faqs:
+        asked = [q for e in faq.entries for q in (e.question, *e.paraphrases, e.rewording)] + [
+            q for q, _ in faq.unrelated
+        ]
+        assert len(asked) == len(set(asked)), f"{faq.name}: a question appears twice"
+        for entry in faq.entries:
+            assert 1 <= len(entry.paraphrases) <= 3 and entry.answer
+            for paraphrase in entry.paraphrases:  # other words, not a reordering of the stored question
+                assert set(terms(paraphrase)) != set(terms(entry.question)), paraphrase
