@@ -77,6 +77,9 @@ bench: install  ## speed, memory and scale vs the baselines (encoders, ONNX/int8
 bench-lexical: install  ## BM25 engines side by side (tantivy, bm25s, SQLite FTS5): SciFact quality, build/update/latency/size at 10k-1M chunks -> reports/lexical.*
 	$(PY) -m jasper_rag.cli bench --suite lexical
 
+bench-hybrid: install  ## search modes end to end on a real store (dense, lexical, hybrid mix/rrf, funnel): latency with and without query embedding, build times, sizes at 10k/100k chunks -> reports/hybrid.*
+	$(PY) -m jasper_rag.cli bench --suite hybrid
+
 CORPUS  := data/corpus/default.jsonl
 RECIPE  ?= quick
 

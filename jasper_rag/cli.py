@@ -290,6 +290,9 @@ def eval_vision(
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
+BENCH_SIZES = "10000,100000,1000000"  # --sizes of the full and lexical suites
+
+
 @app.command()
 def bench(
     model: Annotated[
@@ -298,7 +301,7 @@ def bench(
     only: Annotated[
         str | None, typer.Option(help="Comma list of sections: encoding, quality, search, ingestion, training.")
     ] = None,
-    sizes: Annotated[str, typer.Option(help="Comma list of search corpus sizes.")] = "10000,100000,1000000",
+    sizes: Annotated[str, typer.Option(help="Comma list of search corpus sizes.")] = BENCH_SIZES,
     factories: Annotated[
         str, typer.Option(help="Semicolon list of FAISS factories (they contain commas).")
     ] = "Flat;HNSW32;IVF256,PQ16np;SQ8",
@@ -313,7 +316,9 @@ def bench(
         str,
         typer.Option(
             help="full: the sections above -> bench.*; lexical: BM25 engines (tantivy, bm25s, SQLite FTS5): "
-            "SciFact quality, then build / update / latency / size at --sizes -> lexical.{json,md}."
+            "SciFact quality, then build / update / latency / size at --sizes -> lexical.{json,md}; hybrid: the "
+            "search modes end to end on a real store (dense, lexical, hybrid mix / rrf, with and without the "
+            "funnel) at 10,000 and 100,000 chunks (or --sizes) -> hybrid.{json,md}."
         ),
     ] = "full",
 ) -> None:
@@ -321,8 +326,11 @@ def bench(
     if suite == "lexical":
         _bench_lexical(sizes, output_dir, render_only)
         return
+    if suite == "hybrid":
+        _bench_hybrid(None if sizes == BENCH_SIZES else sizes, model, output_dir, render_only)
+        return
     if suite != "full":
-        raise fail("bench", f"--suite must be full or lexical, got '{suite}'")
+        raise fail("bench", f"--suite must be full, lexical or hybrid, got '{suite}'")
     from jasper_rag.bench.report import render_from_json
     from jasper_rag.bench.run import SECTIONS, BenchConfig, run_bench
     from jasper_rag.bench.vectors import BenchDataError
@@ -360,6 +368,24 @@ def _bench_lexical(sizes: str, output_dir: Path | None, render_only: bool) -> No
         else:
             config = LexicalBenchConfig(sizes=tuple(int(size) for size in split(sizes) or []))
             files = run_lexical_bench(config, settings.eval_dir, folder)
+    typer.echo("wrote " + ", ".join(str(path) for path in files))
+
+
+def _bench_hybrid(sizes: str | None, model: str | None, output_dir: Path | None, render_only: bool) -> None:
+    """``bench --suite hybrid``: the search modes end to end -> reports/hybrid.{json,md}."""
+    from jasper_rag.bench.hybrid import HybridBenchConfig, render_from_json, run_hybrid_bench
+    from jasper_rag.eval.data import EvalDataError
+    from jasper_rag.weights import WeightsNotInstalledError
+
+    settings = get_settings()
+    folder = output_dir or settings.reports_dir
+    with exit_on("bench", EvalDataError, WeightsNotInstalledError, ValueError, OSError):
+        if render_only:
+            files = render_from_json(folder / "hybrid.json")
+        else:
+            chosen = {"sizes": tuple(int(size) for size in split(sizes) or [])} if sizes is not None else {}
+            config = HybridBenchConfig(model=model, **chosen)
+            files = run_hybrid_bench(config, settings.eval_dir, folder, settings=settings)
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
