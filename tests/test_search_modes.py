@@ -119,7 +119,7 @@ def test_a_failed_commit_leaves_the_lexical_index_as_it_was(corpus, tiny_encoder
     searcher, folder, settings = corpus
     before = searcher.store.lexical_generation
 
-    def fail(self, generation):
+    def fail(self):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(LexicalIndex, "commit", fail)

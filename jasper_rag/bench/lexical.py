@@ -218,14 +218,13 @@ class TantivyEngine:
         self.folder = folder
         self.index = LexicalIndex(folder)
         self.progress = progress
-        self.generation = 0
 
     def build(self, ids: Sequence[int], texts: Sequence[str]) -> dict[str, float]:
         start = time.perf_counter()
         for part in _batches(len(ids), self.progress and f"{self.progress}: add"):
             self.index.add(ids[part], ["text"] * len(ids[part]), texts[part])
         added = time.perf_counter()
-        self._commit()
+        self.index.commit()
         return {"add_s": added - start, "commit_s": time.perf_counter() - added}
 
     def update(
@@ -235,12 +234,8 @@ class TantivyEngine:
         self.index.add(add_ids, ["text"] * len(add_ids), add_texts)
         self.index.remove(remove_ids)
         staged = time.perf_counter()
-        self._commit()
+        self.index.commit()
         return {"stage_s": staged - start, "commit_s": time.perf_counter() - staged}
-
-    def _commit(self) -> None:
-        self.generation += 1
-        self.index.commit(self.generation)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         scores, ids = self.index.search([query], k)

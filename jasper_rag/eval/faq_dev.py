@@ -42,7 +42,8 @@ from jasper_rag.search.faq import (
     packaged_calibration_pairs,
     sts_calibration_set,
 )
-from jasper_rag.search.fusion import fuse
+from jasper_rag.search.hybrid import hybrid_rank
+from jasper_rag.search.options import SearchOptions
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def bm25_matrix(bank: Sequence[str], questions: Sequence[str]) -> np.ndarray:
 
     index = LexicalIndex(None)
     index.add(range(1, len(bank) + 1), ["faq"] * len(bank), bank)
-    index.commit(1)
+    index.commit()
     scores, ids = index.search(list(questions), len(bank))
     out = np.full((len(questions), len(bank)), np.nan)
     for row in range(len(questions)):
@@ -179,6 +180,17 @@ def bm25_matrix(bank: Sequence[str], questions: Sequence[str]) -> np.ndarray:
             if entry > 0:
                 out[row, entry - 1] = score
     return out
+
+
+def _hybrid_ranking(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """The entries in the order the searcher's hybrid mode returns them (``hybrid_rank``, mix fusion,
+    equal weights, as ``FAQMatcher`` asks for), every entry being in the dense shortlist of an FAQ."""
+    dense_ids = np.argsort(-cosines, kind="stable").astype(np.int64)
+    matched = np.flatnonzero(np.isfinite(lexical))
+    order = matched[np.argsort(-lexical[matched], kind="stable")].astype(np.int64)
+    options = SearchOptions(k=len(cosines), mode="hybrid", fusion="mix", dense_weight=0.5, shortlist=len(cosines))
+    ids, _, _ = hybrid_rank(dense_ids, lambda ids: cosines[ids], order, lexical[order], options)
+    return ids
 
 
 def score_faq(encoder: TextEncoder, faq: DevFAQ) -> ScoredFAQ:
@@ -194,8 +206,7 @@ def score_faq(encoder: TextEncoder, faq: DevFAQ) -> ScoredFAQ:
         if mode == "dense":
             ranking = np.argsort(-cosines, axis=1, kind="stable")
         else:
-            fused = np.stack([fuse(cosines[row], lexical[row], "mix", 0.5) for row in range(len(questions))])
-            ranking = np.argsort(-fused, axis=1, kind="stable")
+            ranking = np.stack([_hybrid_ranking(cosines[row], lexical[row]) for row in range(len(questions))])
         top = ranking[:, :CANDIDATES]
         candidate_cosines = np.take_along_axis(cosines, top, axis=1)
         scored.chosen[mode] = top[:, 0]

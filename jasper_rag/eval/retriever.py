@@ -89,7 +89,7 @@ class TaskRetrieval:
         self.queries = [task.data.queries[i] for i in task.query_ids]
         self.index = LexicalIndex(None)
         self.index.add(range(len(docs)), ["doc"] * len(docs), docs)
-        self.index.commit(1)
+        self.index.commit()
         started = time.perf_counter()
         self.lexical_scores, self.lexical_ids = self.index.search(self.queries, self.shortlist)
         self.lexical_ms = 1000 * (time.perf_counter() - started) / max(len(self.queries), 1)

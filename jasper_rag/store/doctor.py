@@ -7,7 +7,7 @@ as ``stale`` (their rows go; the next ingest embeds them again), all in one comm
 names is unreadable, repair starts from the newest older generation still on disk that loads (the
 previous one is kept one commit longer), so only documents whose vectors it lacks become stale.
 Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``.
-The lexical index must hold exactly the embedded entries and carry SQL's lexical generation; repair
+The lexical index SQL names must open and hold exactly the embedded entries, each once; repair
 rebuilds what differs from the stored texts (an unreadable one from scratch).
 """
 
@@ -193,18 +193,14 @@ def _check_lexical(store: Store) -> LexicalCheck | None:
     try:
         index = LexicalIndex.open_existing(store.lexical_path(store.lexical_generation))
         ids = index.ids()
-        generation = index.generation()
     except LexicalIndexError as error:
         return LexicalCheck(len(sql_ids), missing=len(sql_ids), error=str(error))
-    error = None
-    if generation != store.lexical_generation:
-        error = f"generation {generation} != the store's {store.lexical_generation}"
+    unique = np.unique(ids)
     return LexicalCheck(
         expected=len(sql_ids),
         stored=len(ids),
-        missing=len(np.setdiff1d(sql_ids, ids)),
-        extra=len(np.setdiff1d(ids, sql_ids)),
-        error=error,
+        missing=len(np.setdiff1d(sql_ids, unique)),
+        extra=len(np.setdiff1d(unique, sql_ids)) + len(ids) - len(unique),
     )
 
 

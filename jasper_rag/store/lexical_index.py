@@ -1,15 +1,13 @@
 """The lexical index: BM25 over entry texts with tantivy, addressed by the same SQL entry ids as FAISS.
 
-English analysis: words split on non-alphanumerics, lower-cased, words over 40 characters dropped,
+English analysis: words split on non-alphanumerics, lower-cased, words of 40 bytes or more dropped,
 English stop words removed, Snowball English stemming. Queries are analysed the same way and become
 an OR of their terms (user text is never parsed as query syntax). tantivy was chosen over bm25s and
 SQLite FTS5 by measurement (``docs/search.md``): it updates in place and answers in milliseconds at
 a million chunks.
 
-The folder holds one tantivy index. Its last commit carries a state document with the store's
-*lexical generation*; the store records the same number in SQL in the transaction that commits the
-rows. When the two differ (a crash between the SQL commit and tantivy's), ``sync`` brings the index
-back in step from the SQL texts, which are the source of truth.
+The folder holds one tantivy index; the store gives every committed state its own folder (a
+generation), so an index here is never changed after the store has committed it.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ import tantivy
 log = logging.getLogger(__name__)
 
 TOKENIZER = "jasper_en"
-STATE_KIND = "_state"  # the kind of the one document holding the generation
 WRITER_HEAP = 64_000_000  # bytes of tantivy's indexing buffer
 MAX_WORD = 40
 
@@ -69,7 +66,6 @@ def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("entry_id", stored=True, indexed=True, fast=True)
     builder.add_text_field("kind", stored=False, tokenizer_name="raw", index_option="basic")
-    builder.add_integer_field("generation", stored=True, indexed=False, fast=False)
     builder.add_text_field("text", stored=False, tokenizer_name=TOKENIZER, index_option="freq")
     return builder.build()
 
@@ -114,27 +110,13 @@ class LexicalIndex:
         except ValueError as error:
             raise LexicalIndexError(f"cannot read the lexical index in {self.folder}: {error}") from error
 
-    def generation(self) -> int | None:
-        """The generation of the last commit (None before the first)."""
-        searcher = self.index.searcher()
-        found = searcher.search(tantivy.Query.term_query(self.schema, "kind", STATE_KIND), 1).hits
-        if not found:
-            return None
-        return int(searcher.doc(found[0][1])["generation"][0])
-
     def ids(self) -> np.ndarray:
         """Every entry id in the index, sorted."""
         searcher = self.index.searcher()
         total = searcher.num_docs
         if total == 0:
             return np.zeros(0, dtype=np.int64)
-        query = tantivy.Query.boolean_query(
-            [
-                (tantivy.Occur.Must, tantivy.Query.all_query()),
-                (tantivy.Occur.MustNot, tantivy.Query.term_query(self.schema, "kind", STATE_KIND)),
-            ]
-        )
-        hits = searcher.search(query, total).hits
+        hits = searcher.search(tantivy.Query.all_query(), total).hits
         return np.sort(np.fromiter((searcher.doc(address)["entry_id"][0] for _, address in hits), dtype=np.int64))
 
     def search(
@@ -202,11 +184,9 @@ class LexicalIndex:
         """Stage the removal of every entry."""
         self._write().delete_all_documents()
 
-    def commit(self, generation: int) -> None:
-        """Make the staged changes visible, together with ``generation`` (one tantivy commit)."""
+    def commit(self) -> None:
+        """Make the staged changes durable and visible (one tantivy commit)."""
         writer = self._write()
-        writer.delete_documents_by_term("kind", STATE_KIND)
-        writer.add_document(tantivy.Document(entry_id=0, kind=STATE_KIND, generation=int(generation)))
         writer.commit()
         writer.wait_merging_threads()
         self._writer = None

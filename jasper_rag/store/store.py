@@ -473,7 +473,7 @@ class Store:
                 staged = self.lexical_path(generation)
                 lexical.remove(entry_id for ids in removed.values() for entry_id in ids)
                 lexical.add((e.id for e in embedded), (e.kind for e in embedded), (e.text for e in embedded))
-                lexical.commit(generation)
+                lexical.commit()
         except BaseException:
             self._working.clear()  # they may be ahead of what was committed
             if staged is not None:
@@ -492,7 +492,7 @@ class Store:
                 session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
                 generation, lexical = self._stage_lexical(session, empty=True)
                 staged = self.lexical_path(generation)
-                lexical.commit(generation)
+                lexical.commit()
         except BaseException:
             if staged is not None:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -541,14 +541,13 @@ class Store:
         return generation, LexicalIndex(target)
 
     def sync_lexical(self, force: bool = False) -> int:
-        """Make sure the committed lexical index opens and carries SQL's generation (writer lock held);
-        otherwise, or with ``force``, build a new generation from the stored texts of every embedded
-        entry. Returns how many entries the rebuilt index holds (0 when nothing was done)."""
+        """Make sure the lexical index SQL names opens (writer lock held); otherwise, or with ``force``,
+        build a new generation from the stored texts of every embedded entry. Returns how many entries
+        the rebuilt index holds (0 when nothing was done)."""
         if not force and self.lexical_generation is not None:
             try:
-                index = LexicalIndex.open_existing(self.lexical_path(self.lexical_generation))
-                if index.generation() == self.lexical_generation:
-                    return 0
+                LexicalIndex.open_existing(self.lexical_path(self.lexical_generation)).ids()
+                return 0
             except LexicalIndexError as error:
                 log.warning("%s; rebuilding it from the stored texts", error)
         staged: Path | None = None
@@ -563,7 +562,7 @@ class Store:
                     rows = session.execute(select(Entry.id, Entry.kind, Entry.text).where(Entry.id.in_(batch))).all()
                     lexical.add((r.id for r in rows), (r.kind for r in rows), (r.text for r in rows))
                     added += len(rows)
-                lexical.commit(generation)
+                lexical.commit()
         except BaseException:
             if staged is not None:
                 shutil.rmtree(staged, ignore_errors=True)
