@@ -63,6 +63,17 @@ def test_abstains_when_the_next_entry_is_too_close() -> None:
     assert "only 0.01 ahead of the next entry (needs 0.05)" in decision.reason
 
 
+def test_a_margin_only_rule_leaves_the_cosine_test_out_of_the_reason() -> None:
+    answered = decide([match(0.87), match(0.48)], threshold=-1.0, margin=0.2, source="fixed threshold")
+    assert (
+        answered.answer
+        and answered.reason == "answered: best match cosine 0.87, margin 0.39 >= 0.20 over the next entry"
+    )
+    refused = decide([match(0.87), match(0.80)], threshold=-1.0, margin=0.2)
+    assert not refused.answer
+    assert refused.reason == "abstained: best match cosine 0.87 only 0.07 ahead of the next entry (needs 0.20)"
+
+
 def test_margin_zero_is_a_plain_threshold_and_no_entries_abstain() -> None:
     assert decide([match(0.80), match(0.80)], threshold=0.74).answer  # ties do not matter without a margin
     assert decide([match(0.9)], threshold=0.5, margin=0.1).reason.endswith("and no other entry")

@@ -176,18 +176,17 @@ def decide(
     lead = best - max(others) if others else None
     if best < threshold:
         return Decision(False, f"abstained: best match cosine {best:.2f} below {threshold:.2f} ({source})", threshold)
+    # A threshold of -1 or less asks nothing of the cosine (a margin-only rule): the reason leaves it out.
+    cosine_text = f"best match cosine {best:.2f} >= {threshold:.2f} ({source})" if threshold > -1.0 else ""
     if margin > 0 and lead is not None and lead < margin:
+        said = f"{cosine_text} but" if cosine_text else f"best match cosine {best:.2f}"
         return Decision(
-            False,
-            f"abstained: best match cosine {best:.2f} >= {threshold:.2f} ({source}) but only {lead:.2f} ahead of "
-            f"the next entry (needs {margin:.2f})",
-            threshold,
-            lead,
+            False, f"abstained: {said} only {lead:.2f} ahead of the next entry (needs {margin:.2f})", threshold, lead
         )
-    reason = f"answered: cosine {best:.2f} >= {threshold:.2f} ({source})"
+    parts = [f"cosine {best:.2f} >= {threshold:.2f} ({source})"] if cosine_text else [f"best match cosine {best:.2f}"]
     if margin > 0:
-        lead_text = f"margin {lead:.2f} >= {margin:.2f} over the next entry" if lead is not None else "no other entry"
-        reason += f" and {lead_text}"
+        parts.append(f"margin {lead:.2f} >= {margin:.2f} over the next entry" if lead is not None else "no other entry")
+    reason = "answered: " + (" and " if cosine_text else ", ").join(parts)
     return Decision(True, reason, threshold, lead)
 
 
