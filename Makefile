@@ -10,7 +10,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .DEFAULT_GOAL := help
 .PHONY: help install lock models test test-fast lint
 .PHONY: images train-vision eval-vision
-.PHONY: eval eval-data
+.PHONY: eval eval-data eval-faq bench-lexical bench-hybrid
 .PHONY: bench
 .PHONY: corpus train
 .PHONY: app demo demo-check
@@ -67,6 +67,9 @@ eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stag
 eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*
 	$(PY) -m jasper_rag.cli eval $(EVAL_ARGS)
 	@if [ -f $(IMAGES) ]; then $(MAKE) --no-print-directory eval-vision; else echo "no image set: run make images for the image tasks"; fi
+
+eval-faq: install  ## FAQ abstention (answered right / wrong, unrelated refused) on the packaged FAQ-style dev data -> reports/faq.*
+	$(PY) -m jasper_rag.cli eval-faq $(or $(MODELS),models/jasper-quick minilm-l6)
 
 eval-data: install  ## fill the eval folder (JASPER_EVAL_DIR, default .cache/eval): EVAL_SRC=folder/.zip/.tar.gz copies it, else downloads MTEB's copies (HF_HUB_OFFLINE=0); ARGS=--force
 	$(PY) -m jasper_rag.cli eval-data $(if $(EVAL_SRC),--from "$(EVAL_SRC)") $(ARGS)

@@ -120,6 +120,23 @@ def eval_command(
     typer.echo("wrote " + ", ".join(str(path) for path in outcome.files))
 
 
+@app.command("eval-faq")
+def eval_faq(
+    models: Annotated[
+        list[str] | None, typer.Argument(help="Saved model folders or packaged names (default: JASPER_MODEL).")
+    ] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where faq.md / faq.json go (default: reports/).")] = None,
+    dim: Annotated[int | None, typer.Option(help="Head dimension (default: the full head).")] = None,
+) -> None:
+    """Measure FAQ abstention rules (answered right / wrong, unrelated refused) on the packaged FAQ-style
+    development data, design half and held-out half -> reports/faq.{md,json}."""
+    from jasper_rag.eval.faq_dev import faq_dev_command
+
+    settings = get_settings()
+    with exit_on("eval-faq", OSError, ValueError):
+        faq_dev_command(models or [settings.model], output_dir or settings.reports_dir, dim)
+
+
 @app.command("eval-data")
 def eval_data(
     source: Annotated[

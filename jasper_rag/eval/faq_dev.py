@@ -12,7 +12,7 @@ kept, and the rule reads the first candidate's cosine and its lead over the othe
 (``jasper_rag.search.faq.decide``). Outcomes per paraphrase: answered with the right entry
 (correct), answered with another entry (wrong), abstained; per unrelated question: refused or not.
 
-``python -m jasper_rag.eval.faq_dev MODEL`` writes ``reports/faq.md`` and ``reports/faq.json``.
+``jasper-rag eval-faq MODEL`` writes ``reports/faq.md`` and ``reports/faq.json``.
 """
 
 from __future__ import annotations
@@ -622,7 +622,7 @@ def faq_dev_command(
         head = dim if dim is not None else max(encoder.dims)
         stored = encoder.config.extra.get(FAQ_KEY, {}).get("threshold")
         reports.append(run_faq_dev(encoder.at(head), Path(model).name, stored))
-    command = "python -m jasper_rag.eval.faq_dev " + " ".join(models)
+    command = "jasper-rag eval-faq " + " ".join(models)
     for path in write_report(reports, output_dir, command):
         print(path)
 
@@ -631,9 +631,3 @@ def _example_lookup(candidates: Sequence[FAQMatch], rule: FAQRule, reference: fl
     """The reason ``FAQMatcher`` would give (for docs and tests)."""
     threshold, source = rule.threshold(FAQProfile(len(candidates), reference, rule.quantile))
     return decide(candidates, threshold, rule.margin, source).reason
-
-
-if __name__ == "__main__":
-    import typer
-
-    typer.run(faq_dev_command)
