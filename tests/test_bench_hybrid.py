@@ -84,8 +84,9 @@ def test_passage_vectors_are_cached(tmp_path: Path) -> None:
 def test_the_suite_builds_a_store_times_every_mode_and_writes_the_reports(tmp_path: Path, eval_dir: Path) -> None:
     from jasper_rag.search import searcher as searcher_module
     from jasper_rag.search.searcher import Hit
+    from jasper_rag.store.lexical_index import QueryWords
 
-    before = (searcher_module.hybrid_rank, searcher_module.matched_words, Hit.__dict__["from_entry"])
+    before = (searcher_module.hybrid_rank, QueryWords.__dict__["found_in"], Hit.__dict__["from_entry"])
     encoder = make_tiny_encoder(tmp_path, {"full": 48, "d16": 16, "d8": 8})
     config = HybridBenchConfig(
         sizes=(300,),
@@ -138,4 +139,4 @@ def test_the_suite_builds_a_store_times_every_mode_and_writes_the_reports(tmp_pa
     assert render_from_json(files[0])[1].read_text() == markdown
     assert not list(tmp_path.glob("hybrid-bench-*"))  # the store was removed
     # the profile's wrappers are gone
-    assert (searcher_module.hybrid_rank, searcher_module.matched_words, Hit.__dict__["from_entry"]) == before
+    assert (searcher_module.hybrid_rank, QueryWords.__dict__["found_in"], Hit.__dict__["from_entry"]) == before

@@ -62,6 +62,7 @@ from jasper_rag.search.options import DEFAULT_SHORTLIST, SearchOptions
 from jasper_rag.search.searcher import Hit, Searcher
 from jasper_rag.store import Chunk, DocumentRecord, DocumentStatus, Store, embed_heads, model_identity
 from jasper_rag.store import lexical_index as lexical_module
+from jasper_rag.store.lexical_index import QueryWords
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +422,7 @@ def profile_modes(
             profiler.wrap(store, "kinds_of", "store.kinds_of (SQL)")
             profiler.wrap(store, "fetch", "store.fetch (SQL rows)")
             profiler.wrap(searcher_module, "hybrid_rank", "hybrid_rank (numpy, fusion)")
-            profiler.wrap(searcher_module, "matched_words", "matched_words")
+            profiler.wrap(QueryWords, "found_in", "matched_words")
             profiler.wrap(Hit, "from_entry", "Hit construction")
             if lexical is not None:
                 profiler.wrap(lexical, "search", "lexical: tantivy wrapper")

@@ -26,7 +26,7 @@ from jasper_rag.encoder import JasperEncoder, load_encoder
 from jasper_rag.search.hybrid import hybrid_rank
 from jasper_rag.search.options import SearchOptions
 from jasper_rag.store import EntryView, Store, StoreModelMismatchError, embed_heads, model_identity
-from jasper_rag.store.lexical_index import matched_words
+from jasper_rag.store.lexical_index import QueryWords
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +225,13 @@ class Searcher:
         if mode != "dense":
             lexical_scores, lexical_ids = self.store.lexical().search(queries, depth, kinds, allowed)
             unknown = {int(i) for i in lexical_ids[lexical_ids >= 0]} - kind_of.keys()
-            kind_of.update(self.store.kinds_of(sorted(unknown)))
+            if len(kinds) == 1:  # the lexical search was limited to that kind
+                kind_of.update(dict.fromkeys(unknown, kinds[0]))
+            else:
+                kind_of.update(self.store.kinds_of(sorted(unknown)))
         results = []
         for row in range(count):
+            words = QueryWords(queries[row]) if mode != "dense" else None
             query_vector = vectors[head][row] if vectors is not None else None
             ids, scores, evidence = hybrid_rank(
                 dense_ids[row],
@@ -251,7 +255,7 @@ class Searcher:
                         bm25=_finite(evidence.lexical[place]),
                         dense_rank=int(evidence.dense_rank[place]) or None,
                         lexical_rank=int(evidence.lexical_rank[place]) or None,
-                        matched=tuple(matched_words(queries[row], entry.text)) if mode != "dense" else (),
+                        matched=tuple(words.found_in(entry.text)) if words is not None else (),
                     )
                 )
             results.append(hits)

@@ -53,13 +53,24 @@ def terms(text: str) -> list[str]:
 
 def matched_words(query: str, text: str) -> list[str]:
     """The words of ``query`` whose stems occur in ``text`` (what made a lexical match), in query order."""
-    found = set(terms(text))
-    words: list[str] = []
-    for word in query.split():
-        stems = terms(word)
-        if stems and all(stem in found for stem in stems) and word not in words:
-            words.append(word.strip(".,;:!?()[]{}\"'"))
-    return [word for word in words if word]
+    return QueryWords(query).found_in(text)
+
+
+class QueryWords:
+    """A query's words with their stems, analysed once for matching against many texts."""
+
+    def __init__(self, query: str) -> None:
+        self.words: list[tuple[str, list[str]]] = []
+        for raw in query.split():
+            word = raw.strip(".,;:!?()[]{}\"'")
+            stems = terms(word)
+            if word and stems and word not in (known for known, _ in self.words):
+                self.words.append((word, stems))
+
+    def found_in(self, text: str) -> list[str]:
+        """The words all of whose stems occur in ``text``."""
+        present = set(terms(text))
+        return [word for word, stems in self.words if all(stem in present for stem in stems)]
 
 
 def _schema() -> tantivy.Schema:
