@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import PurePath
 from typing import Any
 
 import faiss
@@ -65,10 +64,6 @@ class Hit(EntryView):
     def chunk(self) -> int:
         """The entry's position in its file (chunk number)."""
         return self.ordinal
-
-    def matches_type(self, types: set[str]) -> bool:
-        """True when the hit's file type (``markdown``) or extension (``md``) is in ``types``."""
-        return self.file_type.lower() in types or PurePath(self.path).suffix.lower().lstrip(".") in types
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, with ``chunk`` beside the entry's ``ordinal``."""
