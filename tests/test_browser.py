@@ -165,6 +165,10 @@ def test_a_search_in_the_browser_shows_result_cards(app_url: str, browser) -> No
     )
     box.send_keys(QUERY, Keys.ENTER)
     WebDriverWait(browser, RESULT_TIMEOUT).until(ready.presence_of_element_located((By.CSS_SELECTOR, ".jr-stats")))
+    # the cards arrive one by one after the stats line: wait for all ten
+    WebDriverWait(browser, RESULT_TIMEOUT).until(
+        lambda page: len(page.find_elements(By.CSS_SELECTOR, ".jr-card")) >= 10
+    )
     cards = browser.find_elements(By.CSS_SELECTOR, ".jr-card")
     assert len(cards) == 10
     titles = [card.find_element(By.CSS_SELECTOR, ".jr-title").text for card in cards]

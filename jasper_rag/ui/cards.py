@@ -62,7 +62,7 @@ HERO = (
     '<div class="jr-hero"><h1><span class="jr-logo"><svg width="20" height="20" viewBox="0 0 24 24" fill="none" '
     'stroke="white" stroke-width="2.6" stroke-linecap="round"><circle cx="10.5" cy="10.5" r="6.5"/>'
     '<line x1="15.5" y1="15.5" x2="21" y2="21"/></svg></span>jasper_rag</h1>'
-    "<p>Semantic search over your documents with a distilled Jasper &amp; Stella encoder.</p></div>"
+    "<p>Search your documents by their words and their meaning, with a distilled Jasper &amp; Stella encoder.</p></div>"
 )
 
 

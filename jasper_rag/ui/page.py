@@ -106,7 +106,7 @@ def render_search(searcher: Searcher, overview: StoreOverview) -> None:
         "Mode",
         list(MODE_NAMES),
         index=list(MODE_NAMES).index(SearchOptions().mode),
-        format_func=lambda name: MODE_NAMES[name],
+        format_func=str.capitalize,
         key="mode",
         help="Hybrid finds both what the words say and what they mean; dense only by meaning, lexical only by words.",
     )
