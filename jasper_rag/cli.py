@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -114,6 +115,7 @@ def eval_command(
             output_dir=output_dir,
             baseline_dims=dims,
             cached_only=cached_only,
+            command=" ".join(["jasper-rag", *sys.argv[1:]]) if len(sys.argv) > 2 else "make eval (jasper-rag eval)",
         )
     for note in outcome.notes:
         typer.echo(f"note: {note}", err=True)

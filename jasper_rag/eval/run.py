@@ -34,6 +34,7 @@ def run_eval(
     baseline_dims: Sequence[int] | None = None,
     settings: Settings | None = None,
     cached_only: bool = False,
+    command: str = "make eval (jasper-rag eval)",
 ) -> EvalOutcome:
     """Evaluate ``models`` (groups or model paths) on ``tasks`` and write eval.json / eval.md / eval.png.
 
@@ -66,6 +67,6 @@ def run_eval(
     json_path, md_path, png_path = (output_dir / f"eval.{suffix}" for suffix in ("json", "md", "png"))
     write_json(rows, json_path, notes, retriever, retriever_notes)
     write_plot(rows, png_path, {task.name: task.main_metric for task in loaded})
-    write_markdown(rows, md_path, notes, png_path.name, retriever, retriever_notes)
+    write_markdown(rows, md_path, notes, png_path.name, retriever, retriever_notes, command)
     outcome.files += [json_path, md_path, png_path]
     return outcome
