@@ -190,3 +190,13 @@ def test_cli_search_modes_evidence_and_clear_errors(tmp_path, monkeypatch, fresh
     assert result.exit_code == 0 and "hybrid" in result.output and "bm25" in result.output
     result = runner.invoke(app, ["search", "x", "--model", str(model), "--mode", "fuzzy"])
     assert result.exit_code == 1 and "search failed" in result.output and "'mode' must be one of" in result.output
+
+
+def test_a_pasted_page_as_query_is_bounded(corpus) -> None:
+    from jasper_rag.store.lexical_index import MAX_QUERY_TERMS, QueryWords
+
+    searcher, _, _ = corpus
+    page = " ".join(f"word{number} XJ-4471" for number in range(5000))
+    assert len(QueryWords(page).words) == MAX_QUERY_TERMS
+    hits = searcher.search(page, k=3, mode="lexical")
+    assert len(hits) <= 3 and len(hits[0].matched) <= MAX_QUERY_TERMS

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 TOKENIZER = "jasper_en"
 WRITER_HEAP = 64_000_000  # bytes of tantivy's indexing buffer
 MAX_WORD = 40
+MAX_QUERY_TERMS = 64  # a query's first distinct terms searched (bounds the work a pasted page can cause)
 
 
 class LexicalIndexError(RuntimeError):
@@ -51,11 +52,6 @@ def terms(text: str) -> list[str]:
     return _ANALYZER.analyze(text)
 
 
-def matched_words(query: str, text: str) -> list[str]:
-    """The words of ``query`` whose stems occur in ``text`` (what made a lexical match), in query order."""
-    return QueryWords(query).found_in(text)
-
-
 class QueryWords:
     """A query's words with their stems, analysed once for matching against many texts."""
 
@@ -66,6 +62,8 @@ class QueryWords:
             stems = terms(word)
             if word and stems and word not in (known for known, _ in self.words):
                 self.words.append((word, stems))
+            if len(self.words) == MAX_QUERY_TERMS:
+                break
 
     def found_in(self, text: str) -> list[str]:
         """The words all of whose stems occur in ``text``."""
@@ -157,7 +155,7 @@ class LexicalIndex:
     def _search_one(
         self, searcher: tantivy.Searcher, query: str, k: int, limits: list[tantivy.Query]
     ) -> list[tuple[float, int]]:
-        words = list(dict.fromkeys(terms(query)))
+        words = list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
         if not words:
             return []
         should = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", word)) for word in words]
