@@ -48,7 +48,7 @@ from jasper_rag.store.database import make_engine, make_sessions
 from jasper_rag.store.heads import ModelIdentity
 from jasper_rag.store.lexical_index import LexicalIndex, LexicalIndexError
 from jasper_rag.store.models import Document, DocumentStatus, Entry, IndexState, StoreMeta
-from jasper_rag.store.vector_index import VectorIndex
+from jasper_rag.store.vector_index import VectorIndex, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -538,7 +538,9 @@ class Store:
         source = self.lexical_path(current)
         if not empty and current and source.is_dir():
             link_tree(source, target)
-        return generation, LexicalIndex(target)
+        index = LexicalIndex(target)
+        fsync_dir(self.index_dir)  # the new folder's name is durable before SQL can point at it
+        return generation, index
 
     def sync_lexical(self, force: bool = False) -> int:
         """Make sure the lexical index SQL names opens (writer lock held); otherwise, or with ``force``,
