@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 import os
 import random
@@ -52,8 +51,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from jasper_rag.bench.lexical import _fmt, folder_bytes, load_scifact, make_chunks, passages
-from jasper_rag.bench.machine import Machine, peak_matmul_gflops
-from jasper_rag.bench.report import _table
+from jasper_rag.bench.machine import Machine, memory_gib, package_versions, peak_matmul_gflops
+from jasper_rag.bench.report import _table, render_markdown, write_json
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.encoder import CONFIG_FILE, JasperEncoder, load_encoder
 from jasper_rag.files import atomic_write
@@ -447,19 +446,9 @@ def profile_modes(
 # --------------------------------------------------------------------------- machine and run
 def machine_facts(measure_peak: bool = True) -> dict[str, object]:
     """``bench/machine.py``'s description plus memory, and the search libraries' versions."""
-    from importlib.metadata import PackageNotFoundError, version
-
     facts = asdict(Machine.describe(peak_matmul_gflops() if measure_peak else float("nan")))
-    for name in ("tantivy", "sqlalchemy", "threadpoolctl"):
-        try:
-            facts["versions"][name] = version(name)
-        except PackageNotFoundError:
-            continue
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            facts["memory_gib"] = round(int(handle.readline().split()[1]) / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        facts["memory_gib"] = None
+    facts["versions"].update(package_versions(("tantivy", "sqlalchemy", "threadpoolctl")))
+    facts["memory_gib"] = memory_gib()
     return facts
 
 
@@ -696,15 +685,9 @@ def full_markdown(payload: dict) -> str:
 
 def write_reports(payload: dict, output_dir: Path) -> list[Path]:
     """``hybrid.json`` (every figure), then ``hybrid.md`` rendered from it."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    json_path = output_dir / "hybrid.json"
-    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
-    return render_from_json(json_path)
+    return render_from_json(write_json(payload, output_dir / "hybrid.json"))
 
 
 def render_from_json(json_path: Path) -> list[Path]:
     """Render ``hybrid.md`` next to ``json_path`` from it."""
-    payload = json.loads(json_path.read_text())
-    md_path = json_path.with_suffix(".md")
-    atomic_write(md_path, lambda tmp: tmp.write_text(full_markdown(payload)))
-    return [json_path, md_path]
+    return render_markdown(json_path, full_markdown)

@@ -18,7 +18,6 @@ keeps what it measured.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import math
 import os
@@ -32,18 +31,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from jasper_rag.bench.machine import cpu_model
-from jasper_rag.bench.report import _table
+from jasper_rag.bench.machine import cpu_model, memory_gib, package_versions
+from jasper_rag.bench.report import _table, render_markdown, write_json
 from jasper_rag.eval.data import BeirSet, load_beir
 from jasper_rag.eval.metrics import ndcg_at_k, rank_documents, recall_at_k
-from jasper_rag.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -508,26 +505,13 @@ def measure_engine(name: str, workload: Workload, config: LexicalBenchConfig, ro
 
 # --------------------------------------------------------------------------- machine and run
 def machine_facts() -> dict[str, object]:
-    """CPU, cores, memory, load and the engines' library versions (``bench/machine.py``'s CPU reading)."""
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    versions["sqlite"] = sqlite3.sqlite_version
-    memory = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            memory = round(int(handle.readline().split()[1]) / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        pass
+    """CPU, cores, memory, load and the engines' library versions (``bench/machine.py``'s readings)."""
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
-        "memory_gib": memory,
+        "memory_gib": memory_gib(),
         "load_average": [round(value, 2) for value in os.getloadavg()],
-        "versions": versions,
+        "versions": {**package_versions(VERSIONED), "sqlite": sqlite3.sqlite_version},
     }
 
 
@@ -696,14 +680,9 @@ def full_markdown(payload: dict) -> str:
 
 def write_reports(payload: dict, output_dir: Path) -> list[Path]:
     """``lexical.json`` (every figure), then ``lexical.md`` rendered from it."""
-    json_path = output_dir / "lexical.json"
-    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
-    return render_from_json(json_path)
+    return render_from_json(write_json(payload, output_dir / "lexical.json"))
 
 
 def render_from_json(json_path: Path) -> list[Path]:
     """Render ``lexical.md`` next to ``json_path`` from it."""
-    payload = json.loads(json_path.read_text())
-    md_path = json_path.with_suffix(".md")
-    atomic_write(md_path, lambda tmp: tmp.write_text(full_markdown(payload)))
-    return [json_path, md_path]
+    return render_markdown(json_path, full_markdown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -26,15 +27,24 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the libraries that set the speed (absent ones are left out)."""
+def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str]:
+    """Installed versions of ``names`` (default: the libraries that set the speed); absent ones are left out."""
     found = {}
-    for name in VERSIONED:
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:
             continue
     return found
+
+
+def memory_gib() -> float | None:
+    """Total memory in GiB (None where /proc/meminfo cannot be read)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            return round(int(handle.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def faiss_threads() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from jasper_rag.files import atomic_write
@@ -327,11 +328,24 @@ def write_plot(payload: Payload, path: Path) -> None:
     plt.close(fig)
 
 
+def write_json(payload: dict, json_path: Path) -> Path:
+    """A bench payload as JSON, written atomically (reports are rendered from this file as written)."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
+    return json_path
+
+
+def render_markdown(json_path: Path, render: Callable[[dict], str]) -> list[Path]:
+    """``render`` the payload in ``json_path`` into the ``.md`` beside it; returns both paths."""
+    md_path = json_path.with_suffix(".md")
+    payload = json.loads(json_path.read_text())
+    atomic_write(md_path, lambda tmp: tmp.write_text(render(payload)))
+    return [json_path, md_path]
+
+
 def write_reports(payload: Payload, output_dir: Path) -> list[Path]:
     """bench.json, then bench.md / bench.png rendered from the JSON as written."""
-    json_path = output_dir / "bench.json"
-    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=1) + "\n"))
-    return render_from_json(json_path)
+    return render_from_json(write_json(payload, output_dir / "bench.json"))
 
 
 def render_from_json(json_path: Path) -> list[Path]:
