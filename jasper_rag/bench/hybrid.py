@@ -359,42 +359,11 @@ class StageProfiler:
 
 
 def split_lexical_search(index: lexical_module.LexicalIndex, profiler: StageProfiler) -> None:
-    """Replace ``index._search_one`` (on this instance, for the profile only) by the same calls with its
-    query analysis, tantivy search and stored-id loads timed as separate stages."""
-    import tantivy
-
-    class Steps:
-        @staticmethod
-        def analyse(query: str) -> list[str]:
-            return list(dict.fromkeys(lexical_module.terms(query)))
-
-        @staticmethod
-        def run(searcher: tantivy.Searcher, text_query: tantivy.Query, k: int) -> list:
-            return searcher.search(text_query, k).hits
-
-        @staticmethod
-        def load(searcher: tantivy.Searcher, hits: list) -> list[tuple[float, int]]:
-            return [(float(score), int(searcher.doc(address)["entry_id"][0])) for score, address in hits]
-
-    steps = Steps()
-    profiler.wrap(steps, "analyse", "lexical: query analysis")
-    profiler.wrap(steps, "run", "lexical: tantivy search")
-    profiler.wrap(steps, "load", "lexical: stored-id loads (searcher.doc)")
-
-    def search_one(searcher: tantivy.Searcher, query: str, k: int, limits: list) -> list[tuple[float, int]]:
-        words = steps.analyse(query)
-        if not words:
-            return []
-        should = [(tantivy.Occur.Should, tantivy.Query.term_query(index.schema, "text", w)) for w in words]
-        text_query = tantivy.Query.boolean_query(should)
-        if limits:
-            text_query = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Must, text_query)]
-                + [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in limits]
-            )
-        return steps.load(searcher, steps.run(searcher, text_query, k))
-
-    index._search_one = search_one  # type: ignore[method-assign]
+    """Time the lexical search's query analysis, tantivy search and stored-id loads as separate stages
+    (the index's own steps, wrapped on this instance for the profile only)."""
+    profiler.wrap(index, "_words", "lexical: query analysis")
+    profiler.wrap(index, "_run", "lexical: tantivy search")
+    profiler.wrap(index, "_entry_ids", "lexical: stored-id loads (searcher.doc)")
 
 
 def profile_modes(
@@ -433,8 +402,6 @@ def profile_modes(
                 total = time.perf_counter() - start
             finally:
                 profiler.remove()
-                if lexical is not None and "_search_one" in lexical.__dict__:
-                    del lexical._search_one
             stages = {stage: 1000 * seconds / count for stage, seconds in sorted(profiler.totals.items())}
             stages["other (searcher._search's own code)"] = 1000 * total / count - sum(stages.values())
             stages["total search only"] = 1000 * total / count
@@ -675,8 +642,8 @@ def full_markdown(payload: dict) -> str:
             "### Where the time goes (search only)",
             "",
             f"Mean exclusive wall ms per query over {config['profile_queries']} queries, each call timed by a "
-            "wrapper set for this pass only (the lexical search's three steps run as in "
-            "`LexicalIndex._search_one`); *other* is `Searcher._search`'s own code.",
+            "wrapper set for this pass only (the lexical search's three steps are `LexicalIndex`'s own "
+            "`_words`, `_run` and `_entry_ids`); *other* is `Searcher._search`'s own code.",
             "",
             profile_markdown(row),
         ]

@@ -155,17 +155,34 @@ class LexicalIndex:
     def _search_one(
         self, searcher: tantivy.Searcher, query: str, k: int, limits: list[tantivy.Query]
     ) -> list[tuple[float, int]]:
-        words = list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
+        words = self._words(query)
         if not words:
             return []
+        return self._entry_ids(searcher, self._run(searcher, self._query(words, limits), k))
+
+    @staticmethod
+    def _words(query: str) -> list[str]:
+        """The query's first ``MAX_QUERY_TERMS`` distinct analysed terms."""
+        return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
+
+    def _query(self, words: list[str], limits: list[tantivy.Query]) -> tantivy.Query:
+        """An OR of the terms, within every limit (the limits do not score)."""
         should = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", word)) for word in words]
         text_query = tantivy.Query.boolean_query(should)
-        if limits:
-            text_query = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Must, text_query)]
-                + [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in limits]
-            )
-        hits = searcher.search(text_query, k).hits
+        if not limits:
+            return text_query
+        return tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, text_query)]
+            + [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in limits]
+        )
+
+    @staticmethod
+    def _run(searcher: tantivy.Searcher, query: tantivy.Query, k: int) -> list:
+        return searcher.search(query, k).hits
+
+    @staticmethod
+    def _entry_ids(searcher: tantivy.Searcher, hits: list) -> list[tuple[float, int]]:
+        """``(BM25, entry id)`` of each hit (the id is a stored field)."""
         return [(float(score), int(searcher.doc(address)["entry_id"][0])) for score, address in hits]
 
     # ----------------------------------------------------------------- writing
