@@ -65,11 +65,13 @@ def storable(text: str) -> str:
 @dataclass(frozen=True)
 class Page:
     """Text of one page (``number`` is 1-based; None for files without pages), or of one section of a
-    marked-up file (``heading``: its path of headings, which also begins its text; None before any)."""
+    marked-up file (``heading``: its path of headings, which also begins its text; None before any).
+    ``ocr``: the text was recognised from an image of the page, not read from a text layer."""
 
     number: int | None
     text: str
     heading: str | None = None
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,12 @@ class FaqContent:
 
 @dataclass(frozen=True)
 class ImageContent:
+    """An image file; ``text``: the text recognised in it (OCR), stored as chunks beside the image."""
+
     width: int
     height: int
     image_format: str
+    text: tuple[Page, ...] = ()
 
 
 Content = TextContent | FaqContent | ImageContent
@@ -106,7 +111,9 @@ def decode_text(data: bytes) -> str:
 
 
 def _require_text(pages: list[Page]) -> TextContent:
-    pages = [Page(page.number, storable(page.text), page.heading and storable(page.heading)) for page in pages]
+    pages = [
+        Page(page.number, storable(page.text), page.heading and storable(page.heading), page.ocr) for page in pages
+    ]
     if not any(page.text.strip() for page in pages):
         raise LoadError("empty: no text")
     return TextContent(pages)

@@ -63,22 +63,24 @@ class ParseLimits:
 def to_plain(content: Content) -> tuple:
     """Content as tuples of str and int, for the pipe (JSON turns the tuples into lists)."""
     if isinstance(content, TextContent):
-        return ("text", [(page.number, page.text, page.heading) for page in content.pages])
+        return ("text", [(page.number, page.text, page.heading, page.ocr) for page in content.pages])
     if isinstance(content, FaqContent):
         return ("faq", [(str(q), str(a)) for q, a in content.pairs])
     if isinstance(content, ImageContent):
-        return ("image", (int(content.width), int(content.height), str(content.image_format)))
+        text = [(page.number, page.text, page.heading, page.ocr) for page in content.text]
+        return ("image", (int(content.width), int(content.height), str(content.image_format), text))
     raise TypeError(f"not loaded content: {type(content).__name__}")
 
 
 def from_plain(plain: tuple | list) -> Content:
     kind, body = plain
     if kind == "text":
-        return TextContent([Page(number, text, heading) for number, text, heading in body])
+        return TextContent([Page(number, text, heading, bool(ocr)) for number, text, heading, ocr in body])
     if kind == "faq":
         return FaqContent([(question, answer) for question, answer in body])
     if kind == "image":
-        return ImageContent(*body)
+        width, height, image_format, text = body
+        return ImageContent(width, height, image_format, tuple(Page(n, t, h, bool(o)) for n, t, h, o in text))
     raise ValueError(f"unknown content kind {kind!r}")
 
 
