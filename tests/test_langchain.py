@@ -24,6 +24,7 @@ def fake_hit(i: int, **extra: Any) -> SimpleNamespace:
         "page": 1,
         "chunk": i,
         "answer": None,
+        "ocr": False,
         "score": 1.0 - i / 10,
     }
     return SimpleNamespace(**{**fields, **extra})
@@ -156,6 +157,7 @@ def test_metadata_keeps_raw_scores_and_hybrid_fields() -> None:
         "kind": "chunk",
         "file_type": "pdf",
         "score": 0.031,
+        "ocr": False,
         "cosine": 0.83,
         "bm25": 7.25,
         "dense_rank": 2,

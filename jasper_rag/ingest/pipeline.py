@@ -38,6 +38,7 @@ from jasper_rag.ingest.loaders import (
     ImageContent,
     LoadError,
     LoadLimits,
+    Page,
     TextContent,
     file_type,
     storable,
@@ -344,13 +345,7 @@ class Ingestor:
         """Turn loaded content into entries (and, for images, vectors)."""
         if isinstance(content, TextContent):
             record.pages = sum(1 for page in content.pages if page.number is not None) or None
-            record.entries = [
-                Chunk(
-                    text=span.text, page=page.number, char_start=span.char_start, char_end=span.char_end, embedded=True
-                )
-                for page in content.pages
-                for span in self.chunker.split(page.text)
-            ]
+            record.entries = self._chunks(content.pages)
             if not record.entries:
                 raise LoadError("no text to index")
         elif isinstance(content, FaqContent):
@@ -365,7 +360,7 @@ class Ingestor:
                 image_format=content.image_format,
                 embedded=self.images,
             )
-            record.entries = [image]
+            record.entries = [image, *self._chunks(content.text)]  # the image first: its vector comes first
             if self.images:
                 record.vectors = embed_image(self.encoder, data)
         for ordinal, entry in enumerate(record.entries):
@@ -375,6 +370,22 @@ class Ingestor:
         else:
             record.status, record.error = DocumentStatus.NOT_EMBEDDED, NO_IMAGE_ENCODER
 
+    def _chunks(self, pages: Sequence[Page]) -> list[Chunk]:
+        """The chunks of some pages, each with its page number, span, heading and whether it was OCR'd."""
+        return [
+            Chunk(
+                text=span.text,
+                page=page.number,
+                char_start=span.char_start,
+                char_end=span.char_end,
+                heading=page.heading,
+                ocr=page.ocr,
+                embedded=True,
+            )
+            for page in pages
+            for span in self.chunker.split(page.text)
+        ]
+
     # ----------------------------------------------------------------- batches
     def _pending_entries(self) -> int:
         return sum(len(record.entries) for record in self.pending)
@@ -383,13 +394,17 @@ class Ingestor:
         """Embed the pending texts for every head and commit the pending records."""
         if not self.pending:
             return
-        texted = [r for r in self.pending if any(e.embedded and e.kind != EntryKind.IMAGE for e in r.entries)]
-        texts = [entry.text for record in texted for entry in record.entries]
+        texted = [[e for e in record.entries if e.embedded and e.kind != EntryKind.IMAGE] for record in self.pending]
+        texts = [entry.text for entries in texted for entry in entries]
         vectors = embed_heads(self.encoder, texts, self.settings.batch_size, on_batch=self.embed_bar.update)
         offset = 0
-        for record in texted:
-            count = len(record.entries)
-            record.vectors = {head: rows[offset : offset + count] for head, rows in vectors.items()}
+        for record, entries in zip(self.pending, texted, strict=True):
+            if not entries:
+                continue
+            count = len(entries)
+            rows = {head: vectors[head][offset : offset + count] for head in vectors}
+            own = record.vectors  # an image's own vector (its entry comes first) precedes its recognised text's
+            record.vectors = {head: np.vstack([own[head], r]) if head in own else r for head, r in rows.items()}
             offset += count
         with self.store.writer():  # short: another run's commits interleave with ours, file by file
             self.store.bind_model(self.identity)  # refuses if another run rebuilt with another model meanwhile

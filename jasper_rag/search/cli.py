@@ -35,7 +35,9 @@ def _open_searcher(command: str, model: str | None):
 
 def _source(hit) -> str:
     page = f" p.{hit.page}" if hit.page is not None else ""
-    return f"{hit.path}{page} #{hit.chunk}"
+    heading = f" § {hit.heading}" if hit.heading else ""
+    ocr = " (OCR)" if hit.ocr else ""
+    return f"{hit.path}{page} #{hit.chunk}{heading}{ocr}"
 
 
 def _snippet(text: str, width: int = 90) -> str:

@@ -56,6 +56,7 @@ _OPTIONAL_METADATA = {
     "matched": "matched_terms",
     "mode": "mode",
     "answer": "answer",
+    "heading": "heading",
 }
 
 
@@ -63,7 +64,8 @@ def hit_to_document(hit: Hit) -> Document:
     """A LangChain document whose metadata cites the source and keeps the raw scores (never converted).
 
     ``score`` is the ranking score of the hit's mode (dense: cosine; lexical: BM25; hybrid: the fused
-    score); ``cosine``, ``bm25``, their ranks, ``matched_terms`` (the query words found in the text)
+    score); ``ocr`` says whether the text was recognised from an image; ``heading`` (where the chunk sits
+    in its document), ``cosine``, ``bm25``, their ranks, ``matched_terms`` (the query words found in the text)
     and ``mode`` are added when the hit has them (not None, not empty).
     """
     metadata: dict[str, Any] = {
@@ -74,6 +76,7 @@ def hit_to_document(hit: Hit) -> Document:
         "kind": hit.kind,
         "file_type": hit.file_type,
         "score": hit.score,
+        "ocr": hit.ocr,
     }
     for attribute, key in _OPTIONAL_METADATA.items():
         value = getattr(hit, attribute, None)

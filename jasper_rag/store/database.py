@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,11 +34,30 @@ def make_engine(url: str) -> Engine:
     for attempt in range(3):
         try:
             Base.metadata.create_all(engine)
+            add_missing_columns(engine)
             break
         except (IntegrityError, OperationalError, ProgrammingError):  # another process created them at once
             if attempt == 2:
                 raise
     return engine
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the nullable columns the models gained since the store was created (``ALTER TABLE ... ADD
+    COLUMN``; old rows read None); returns their ``table.column`` names. Tables are created, never changed
+    otherwise, so this is the whole schema upgrade."""
+    inspector = inspect(engine)
+    added = []
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as connection:
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -82,11 +82,15 @@ class Entry(Base):
 
 
 class Chunk(Entry):
-    """A span of a page: ``text == page_text[char_start:char_end]``; ``page`` is 1-based (None for plain text)."""
+    """A span of a page: ``text == page_text[char_start:char_end]``; ``page`` is 1-based (None for plain text).
+    ``heading``: where in the document it sits (section path, slide title, sheet, e-mail subject);
+    ``ocr``: its text was recognised from an image (None in stores written before it was recorded)."""
 
     page: Mapped[int | None] = mapped_column(Integer, nullable=True)
     char_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
     char_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heading: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ocr: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     __mapper_args__: ClassVar[dict] = {"polymorphic_identity": EntryKind.CHUNK}
 

@@ -85,6 +85,8 @@ class EntryView:
     page: int | None = None
     char_start: int | None = None
     char_end: int | None = None
+    heading: str | None = None
+    ocr: bool = False
     answer: str | None = None
     width: int | None = None
     height: int | None = None
@@ -313,6 +315,8 @@ class Store:
                         page=getattr(entry, "page", None),
                         char_start=getattr(entry, "char_start", None),
                         char_end=getattr(entry, "char_end", None),
+                        heading=getattr(entry, "heading", None),
+                        ocr=bool(getattr(entry, "ocr", False)),
                         answer=getattr(entry, "answer", None),
                         width=getattr(entry, "width", None),
                         height=getattr(entry, "height", None),

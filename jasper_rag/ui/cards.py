@@ -139,14 +139,19 @@ def evidence_html(hit: Hit) -> str:
 
 
 def hit_location(hit: Hit) -> str:
-    """Where the hit is inside its file: page, chunk number and character span."""
-    parts = [f"page {hit.page}"] if hit.page is not None else []
+    """Where the hit is inside its file: section heading, page, chunk number and character span, and
+    whether its text was recognised from an image (OCR)."""
+    parts = [f"§ {hit.heading}"] if hit.heading else []
+    if hit.page is not None:
+        parts.append(f"page {hit.page}")
     if hit.kind == "faq":
         parts.append(f"row {hit.chunk + 1}")
     elif hit.kind == "chunk":
         parts.append(f"chunk {hit.chunk}")
         if hit.char_start is not None and hit.char_end is not None:
             parts.append(f"chars {hit.char_start}–{hit.char_end}")
+    if hit.ocr:
+        parts.append("text recognised by OCR")
     return " · ".join(parts)
 
 
