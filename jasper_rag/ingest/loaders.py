@@ -29,6 +29,7 @@ from pypdf.errors import DependencyError, PyPdfError
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.ingest.markup import Section, VisibleText, markdown_sections, rst_sections
+from jasper_rag.ingest.pdf_text import PdfiumPages, page_texts
 from jasper_rag.jsonl import json_objects
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files become our reasons
@@ -154,7 +155,8 @@ def load_html(path: Path, data: bytes, limits: LoadLimits | None = None) -> Text
 
 
 def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
-    """PDF, page by page; encrypted, empty, damaged, text-less (scanned) and too long PDFs are refused."""
+    """PDF, page by page (pypdf, PDFium for the pages pypdf reads glued or not at all: ``pdf_text``); encrypted,
+    empty, damaged, text-less (scanned) and too long PDFs are refused."""
     limits = limits or LoadLimits.from_settings()
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -178,12 +180,13 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
             f"too much page content: over {content / 2**20:.0f} MiB decoded across its {count} page(s) > limit "
             f"{limits.max_pdf_content_bytes / 2**20:.0f} MiB (JASPER_INGEST_MAX_PDF_CONTENT_MB)"
         )
-    pages, broken = [], 0
-    for number, page in enumerate(reader.pages, start=1):
-        try:
-            pages.append(Page(number, page.extract_text() or ""))
-        except Exception:  # one damaged page must not sink the others
-            broken += 1
+    pdfium_pages = PdfiumPages(data, count)
+    try:
+        texts = page_texts(list(reader.pages), pdfium_pages)
+    finally:
+        pdfium_pages.close()
+    pages = [Page(number, text.text) for number, text in enumerate(texts, start=1)]
+    broken = sum(text.engine is None for text in texts)
     if not any(page.text.strip() for page in pages):
         detail = f"; {broken} pages unreadable" if broken else ""
         raise LoadError(

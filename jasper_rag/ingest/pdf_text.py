@@ -1,0 +1,144 @@
+"""PDF page text from two engines, pypdf and PDFium (pypdfium2), and the choice between them per page.
+
+Typeset PDFs (XeTeX/LaTeX: Type0 fonts, Identity-H encoding, words separated only by kerning offsets
+inside ``TJ`` arrays, no space character) can come out of an engine glued ("Whatisthisquestion?"):
+each engine guesses the word gaps its own way. pypdf is the primary engine: on every case of
+``reports/pdf.md`` it recovers as many words as PDFium or more. A page whose pypdf text is missing
+(pypdf failed on it), empty or glued (``glue_share``) is read by PDFium, whose text replaces it when it
+is better. Both engines' text is normalised the same way: ``\\n`` line breaks, typographic ligatures
+(``ﬁ``, ``ﬂ``...) spelt out, no byte-order marks.
+
+``load_pdf`` (loaders.py) checks the file with pypdf first (encryption, page count, decoded content
+bytes), so PDFium only ever opens files that passed those bounds, and only when a page needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pypdfium2 as pdfium
+
+log = logging.getLogger(__name__)
+
+PRIMARY, FALLBACK = "pypdf", "pdfium"  # pypdf scores as well or better on every case of reports/pdf.md
+LONG_TOKEN_CHARS = 20  # a whitespace-separated token this long is rare in prose ("internationalisation")
+GLUED_SHARE = 0.3  # a page with more of its characters in long tokens than this reads as glued
+LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st"}
+_NOT_PROSE = re.compile(r"[/_@\\=]")
+_LIGATURE_RE = re.compile("[" + "".join(LIGATURES) + "]")
+
+
+@dataclass(frozen=True)
+class PageText:
+    """One page's text and the engine it came from (``None``: neither engine could read the page)."""
+
+    text: str
+    engine: str | None
+
+
+def normalise(text: str) -> str:
+    """Engine output in one form: ``\\n`` line breaks, ligatures spelt out, no BOM / NUL / PDFium hyphen marks."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "").replace("\x00", "")
+    text = text.replace("\x02", "-").replace("\ufffe", "-")  # PDFium marks a line-end hyphen with these
+    return _LIGATURE_RE.sub(lambda match: LIGATURES[match.group()], text)
+
+
+def glue_share(text: str) -> float:
+    """Share of the page's non-space characters that sit in tokens of ``LONG_TOKEN_CHARS`` or more (0: none);
+    URLs, paths and identifiers (tokens with ``/ _ @ \\ =``) are long by nature and not counted as glue."""
+    tokens = text.split()
+    total = sum(len(token) for token in tokens)
+    if not total:
+        return 0.0
+    long = [token for token in tokens if len(token) >= LONG_TOKEN_CHARS and not _NOT_PROSE.search(token)]
+    return sum(len(token) for token in long) / total
+
+
+def glued(text: str) -> bool:
+    """Whether the text reads as words run together (see ``GLUED_SHARE``)."""
+    return glue_share(text) > GLUED_SHARE
+
+
+def better(primary: str, fallback: str) -> bool:
+    """Whether ``fallback`` should replace ``primary``: primary is empty or glued, and fallback is neither
+    empty nor more glued."""
+    if not fallback.strip():
+        return False
+    if not primary.strip():
+        return True
+    return glued(primary) and glue_share(fallback) < glue_share(primary)
+
+
+class PdfiumPages:
+    """The PDF's pages by PDFium, opened on first use (most PDFs never need it) and closed by ``close``.
+    PDFium is not used when it cannot open the file or counts other than ``pages`` pages: page numbers
+    must agree with pypdf's, which checked the file."""
+
+    def __init__(self, data: bytes, pages: int) -> None:
+        self.data, self.pages = data, pages
+        self.document: pdfium.PdfDocument | None = None
+        self.failed = False
+
+    def open(self) -> pdfium.PdfDocument | None:
+        """The document (opened once), or None when PDFium cannot be used on it."""
+        if self.document is None and not self.failed:
+            try:
+                self.document = pdfium.PdfDocument(self.data)
+            except (pdfium.PdfiumError, ValueError, OSError) as err:
+                log.debug("PDFium cannot open the PDF: %s", err)
+            self.failed = self.document is None or len(self.document) != self.pages
+        return None if self.failed else self.document
+
+    def text(self, index: int) -> str | None:
+        """Page ``index`` (0-based) by PDFium; None when PDFium fails on it."""
+        document = self.open()
+        if document is None:
+            return None
+        page = textpage = None
+        try:
+            page = document[index]
+            textpage = page.get_textpage()
+            return normalise(textpage.get_text_range())
+        except (pdfium.PdfiumError, ValueError, OSError):
+            return None
+        finally:
+            for handle in (textpage, page):
+                if handle is not None:
+                    handle.close()
+
+    def close(self) -> None:
+        if self.document is not None:
+            self.document.close()
+            self.document = None
+
+
+def pypdf_text(page) -> str | None:
+    """A pypdf page's text; None when pypdf fails on it (one damaged page must not sink the others)."""
+    try:
+        return normalise(page.extract_text() or "")
+    except Exception:
+        return None
+
+
+def choose(primary: str | None, fallback: Callable[[], str | None]) -> PageText:
+    """The page's text: the primary engine's, or the fallback's (computed only when needed) where the
+    primary's is missing, empty or glued and the fallback's is better."""
+    if primary is not None and primary.strip() and not glued(primary):
+        return PageText(primary, PRIMARY)
+    other = fallback()
+    if other is not None and (primary is None or better(primary, other)):
+        return PageText(other, FALLBACK)
+    if primary is not None:
+        return PageText(primary, PRIMARY)
+    return PageText("", None)
+
+
+def page_texts(pypdf_pages: list, pdfium_pages: PdfiumPages) -> list[PageText]:
+    """Every page's text, in order: one entry per page of ``pypdf_pages`` (the checked pypdf page list),
+    PDFium (``pdfium_pages``, the same file; the caller closes it) asked only for the pages that need it."""
+    return [
+        choose(pypdf_text(page), lambda index=index: pdfium_pages.text(index)) for index, page in enumerate(pypdf_pages)
+    ]
