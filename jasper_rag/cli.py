@@ -409,9 +409,11 @@ def _bench_hybrid(sizes: str | None, model: str | None, output_dir: Path | None,
 
 
 def _register_ingest_commands() -> None:
-    from jasper_rag.ingest.cli import doctor_command, ingest_command
+    from jasper_rag.ingest.cli import doctor_command, ingest_command, list_command, remove_command
 
     app.command("ingest")(ingest_command)
+    app.command("remove")(remove_command)
+    app.command("list")(list_command)
     app.command("doctor")(doctor_command)
 
 

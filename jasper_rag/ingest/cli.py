@@ -61,12 +61,26 @@ def ingest_command(
         str | None, typer.Option(help="Encoder: saved model folder or packaged name (default: JASPER_MODEL).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep the one FOLDER given in sync: ingest it, then follow its added, changed and removed files "
+            "until Ctrl-C.",
+        ),
+    ] = False,
+    debounce: Annotated[
+        float, typer.Option(min=0.05, help="--watch: seconds without changes before a burst of them is synced.")
+    ] = 2.0,
 ) -> None:
     """Ingest PDFs, text, Markdown, reST, HTML, images and FAQ files (.csv/.jsonl: question, answer).
 
     New and changed files are embedded with every head of the model (one FAISS index per head).
 
     Unchanged files are skipped; files gone from an ingested folder are removed with their vectors.
+
+    With --watch FOLDER the command stays on and syncs the folder after each burst of changes, logging what
+    happened to each file; every sync commits like an ingest, so stopping it at any moment is safe.
 
     Exit status: 0 when every file went in, 3 when some failed (listed with reasons), 1 when it could not start.
     """
@@ -76,8 +90,12 @@ def ingest_command(
     from jasper_rag.store import IndexTrainingError, StoreModelMismatchError
 
     settings = get_settings()
+    if watch and (len(paths) != 1 or not paths[0].is_dir() or rebuild):
+        raise fail("ingest", "--watch takes exactly one existing folder (and no --rebuild)")
     encoder = load_model("ingest", model or settings.model)
     store = _open_store("ingest", settings, db, index_dir)
+    if watch:
+        _watch(paths[0], store, encoder, settings, debounce)
     try:
         summary = ingest_paths(paths, encoder, store, settings, rebuild=rebuild, progress=not quiet)
     except (StoreModelMismatchError, IndexTrainingError) as err:
@@ -112,3 +130,94 @@ def doctor_command(
         store.close()
     typer.echo(report.render())
     raise typer.Exit(0 if report.consistent else EXIT_FAILED)
+
+
+def _watch(folder: Path, store, encoder, settings: Settings, debounce: float) -> None:
+    """Run the watcher until Ctrl-C (or SIGTERM, as a service manager stops it), then print its summary
+    (exit 3 when some files failed)."""
+    import signal
+    import threading
+
+    from jasper_rag.cli_support import EXIT_PARTIAL
+    from jasper_rag.ingest.watch import Watcher
+    from jasper_rag.store import IndexTrainingError, StoreModelMismatchError
+
+    watcher = Watcher(folder, store, encoder, settings, debounce)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops like Ctrl-C: summary printed
+    try:
+        watcher.run(threading.Event())
+    except KeyboardInterrupt:
+        typer.echo("stopped: every sync committed so far is in the store; the next run catches up", err=True)
+    except (StoreModelMismatchError, IndexTrainingError) as err:
+        raise fail("ingest", str(err)) from None
+    except OSError as err:  # e.g. the inotify watch limit (fs.inotify.max_user_watches)
+        raise fail("ingest", f"cannot watch {folder}: {err}") from None
+    finally:
+        store.close()
+    typer.echo(watcher.summary.render())
+    raise typer.Exit(EXIT_PARTIAL if watcher.summary.outcomes["failed"] else 0)
+
+
+def remove_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files or folders whose documents to remove (a folder: every document under it)."),
+    ],
+    db: DbOption = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Remove documents from the store: their rows, the vectors of every head and their lexical entries, in one commit.
+
+    The files themselves are left alone: ingesting their folder again brings them back.
+
+    Exit status: 0 when every path named stored documents, 3 when some named none (listed; the others are still
+    removed), 1 when it could not run.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from jasper_rag.cli_support import EXIT_PARTIAL
+    from jasper_rag.ingest.lifecycle import remove_paths
+
+    store = _open_store("remove", get_settings(), db, index_dir)
+    try:
+        removal = remove_paths(store, list(paths))
+    except (OSError, SQLAlchemyError) as err:  # nothing was removed: the commit is all or nothing
+        raise fail("remove", f"cannot write the store in {store.index_dir}, nothing removed: {err}") from None
+    finally:
+        store.close()
+    typer.echo(removal.render())
+    raise typer.Exit(EXIT_PARTIAL if removal.unknown else 0)
+
+
+def list_command(
+    folder: Annotated[
+        Path | None, typer.Argument(help="Only documents at or under this path (default: all).", show_default=False)
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only documents of this status: ingested, 'not embedded', failed or stale.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array of {path, type, status, entries, size_bytes, updated, reason}.")
+    ] = False,
+    db: DbOption = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """List the documents in the store: status, type, entries, size, last update (UTC) and path.
+
+    Failed, stale and not-embedded documents show the reason under their line.
+    """
+    import json
+
+    from jasper_rag.ingest.lifecycle import STATUSES, list_documents, render_table
+
+    if status is not None and status not in STATUSES:
+        raise fail("list", f"--status must be one of {', '.join(STATUSES)}; got '{status}'")
+    store = _open_store("list", get_settings(), db, index_dir)
+    try:
+        documents = list_documents(store, status, folder)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([doc.as_dict() for doc in documents], indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_table(documents))
