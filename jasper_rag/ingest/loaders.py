@@ -28,6 +28,7 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
 from jasper_rag.config import Settings, get_settings
+from jasper_rag.ingest import ocr
 from jasper_rag.ingest.markup import Section, VisibleText, markdown_sections, rst_sections
 from jasper_rag.ingest.pdf_text import PdfiumPages, page_texts
 from jasper_rag.jsonl import json_objects
@@ -45,17 +46,20 @@ class LoadError(Exception):
 class LoadLimits:
     """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``), PDF page content decoded for
     text extraction (``JASPER_INGEST_MAX_PDF_CONTENT_MB``, see ``pdf_content_bytes``) and image pixels
-    (``JASPER_MAX_IMAGE_PIXELS``, the decompression-bomb guard)."""
+    (``JASPER_MAX_IMAGE_PIXELS``, the decompression-bomb guard); ``max_ocr_pages``: pages (or images) of one
+    file whose text OCR may recognise (0: OCR off; ``JASPER_INGEST_OCR``, ``JASPER_INGEST_OCR_MAX_PAGES``)."""
 
     max_pdf_pages: int
     max_image_pixels: int
     max_pdf_content_bytes: int = 64 * 2**20
+    max_ocr_pages: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LoadLimits:
         settings = settings or get_settings()
         content = int(settings.ingest_max_pdf_content_mb * 2**20)
-        return cls(settings.ingest_max_pdf_pages, settings.max_image_pixels, content)
+        ocr_pages = settings.ingest_ocr_max_pages if settings.ingest_ocr else 0
+        return cls(settings.ingest_max_pdf_pages, settings.max_image_pixels, content, max_ocr_pages=ocr_pages)
 
 
 def storable(text: str) -> str:
@@ -183,16 +187,47 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
     pdfium_pages = PdfiumPages(data, count)
     try:
         texts = page_texts(list(reader.pages), pdfium_pages)
+        pages = [Page(number, text.text) for number, text in enumerate(texts, start=1)]
+        tried = _recognise_pages(pages, pdfium_pages, limits.max_ocr_pages)
     finally:
         pdfium_pages.close()
-    pages = [Page(number, text.text) for number, text in enumerate(texts, start=1)]
-    broken = sum(text.engine is None for text in texts)
     if not any(page.text.strip() for page in pages):
+        broken = sum(text.engine is None for text in texts)
         detail = f"; {broken} pages unreadable" if broken else ""
         raise LoadError(
-            f"no text layer: none of its {count} pages has extractable text (scanned? run OCR first){detail}"
+            f"no text layer: none of its {count} pages has extractable text ({_ocr_note(tried, limits)}){detail}"
         )
     return _require_text(pages)
+
+
+def _recognise_pages(pages: list[Page], pdfium_pages: PdfiumPages, limit: int) -> int:
+    """OCR in place the pages without text (the first ``limit`` of them that draw something); the number tried."""
+    if limit <= 0 or not ocr.available():
+        return 0
+    tried = 0
+    for index, page in enumerate(pages):
+        if tried >= limit:
+            break
+        if page.text.strip():
+            continue
+        image = pdfium_pages.image(index)
+        if image is None:
+            continue
+        tried += 1
+        text = ocr.recognise(image)
+        if text:
+            pages[index] = Page(page.number, text, ocr=True)
+    return tried
+
+
+def _ocr_note(tried: int, limits: LoadLimits) -> str:
+    """Why OCR gave no text, for the "no text layer" reason."""
+    if limits.max_ocr_pages <= 0:
+        return "scanned? OCR is off: JASPER_INGEST_OCR"
+    if not ocr.available():
+        return "scanned? OCR unavailable: rapidocr-onnxruntime is not installed"
+    limit = f" (JASPER_INGEST_OCR_MAX_PAGES={limits.max_ocr_pages})" if tried >= limits.max_ocr_pages else ""
+    return f"OCR found no text on the {tried} page(s) it read{limit}"
 
 
 FLATE = ("/FlateDecode", "/Fl")
@@ -315,7 +350,8 @@ def _unlock(reader: PdfReader) -> bool:
 
 
 def load_image(path: Path, data: bytes, limits: LoadLimits | None = None) -> ImageContent:
-    """An image: checked to decode, with its size; decompression bombs are refused before any pixel is decoded."""
+    """An image: checked to decode, with its size and the text OCR recognises in it (``_image_text``);
+    decompression bombs are refused before any pixel is decoded."""
     limits = limits or LoadLimits.from_settings()
     try:
         with warnings.catch_warnings():
@@ -328,13 +364,25 @@ def load_image(path: Path, data: bytes, limits: LoadLimits | None = None) -> Ima
                         "(JASPER_MAX_IMAGE_PIXELS)"
                     )
                 image.verify()
-                return ImageContent(image.width, image.height, image.format or path.suffix.lstrip("."))
+                size, image_format = image.size, image.format or path.suffix.lstrip(".")
+            return ImageContent(*size, image_format, _image_text(data, limits))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise LoadError(f"image too large (decompression bomb guard): {err}") from err
     except UnidentifiedImageError as err:
         raise LoadError("unreadable image: not a format Pillow recognises") from err
     except Exception as err:
         raise LoadError(f"unreadable image: {err}") from err
+
+
+def _image_text(data: bytes, limits: LoadLimits) -> tuple[Page, ...]:
+    """The text OCR recognises in an image (checked by ``load_image``) as one page; none when OCR is off or
+    unavailable or finds no real text (charts, photos)."""
+    if limits.max_ocr_pages <= 0 or not ocr.available():
+        return ()
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (ocr.MAX_SIDE, ocr.MAX_SIDE))  # JPEG: decoded at a reduced size
+        text = ocr.recognise(image)
+    return (Page(None, storable(text), ocr=True),) if text else ()
 
 
 FAQ_MAX_FIELD_CHARS = 131_072  # Python csv's default field limit

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
+from PIL import Image
+
+from jasper_rag.ingest.ocr import page_scale
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,28 @@ class PdfiumPages:
                 if handle is not None:
                     handle.close()
 
+    def image(self, index: int) -> Image.Image | None:
+        """Page ``index`` (0-based) rendered for OCR (``ocr.page_scale``); None when PDFium fails on it or the
+        page draws nothing (a blank page needs no OCR)."""
+        document = self.open()
+        if document is None:
+            return None
+        page = bitmap = None
+        try:
+            page = document[index]
+            if next(iter(page.get_objects(max_depth=1)), None) is None:
+                return None
+            bitmap = page.render(scale=page_scale(*page.get_size()))
+            return bitmap.to_pil().copy()
+        except (pdfium.PdfiumError, ValueError, OSError):
+            return None
+        finally:
+            for handle in (bitmap, page):
+                if handle is not None:
+                    handle.close()
+
     def close(self) -> None:
+        """Release the PDFium document (pages and text pages are closed as soon as read)."""
         if self.document is not None:
             self.document.close()
             self.document = None
