@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     ingest_max_page_chars: int = Field(
         10_000_000, gt=0, description="Ingestion refuses a file with a page (or section) longer than this."
     )
+    ingest_max_archive_mb: float = Field(
+        128.0, gt=0, description="Zip-based files (DOCX, PPTX, XLSX, ODT, EPUB) may inflate to at most this."
+    )
+    ingest_max_archive_members: int = Field(10_000, gt=0, description="Zip-based files may hold at most this many members.")
+    ingest_max_archive_ratio: float = Field(
+        500.0, gt=1, description="Most a zip member over 1 MiB may inflate per compressed byte (zip bomb guard)."
+    )
+    ingest_max_table_cells: int = Field(
+        200_000, gt=0, description="Ingestion refuses tables (XLSX workbooks, CSV, DOCX tables) with more cells."
+    )
+    ingest_max_mail_messages: int = Field(10_000, gt=0, description="Ingestion refuses mailboxes with more messages.")
+    ingest_max_mail_message_mb: float = Field(
+        25.0, gt=0, description="E-mail messages larger than this are refused (skipped inside a mailbox)."
+    )
     uploads_dir: Path = Field(Path("data/uploads"), description="Where the UI saves uploaded files (generated names).")
 
     @field_validator("eval_dir", mode="before")

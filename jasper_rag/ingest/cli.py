@@ -73,7 +73,7 @@ def ingest_command(
         float, typer.Option(min=0.05, help="--watch: seconds without changes before a burst of them is synced.")
     ] = 2.0,
 ) -> None:
-    """Ingest PDFs, text, Markdown, reST, HTML, images and FAQ files (.csv/.jsonl: question, answer).
+    """Ingest PDFs, text, Markdown, reST, HTML, e-mail (.eml/.mbox), images and FAQ files (.csv/.jsonl).
 
     New and changed files are embedded with every head of the model (one FAISS index per head).
 

@@ -47,19 +47,40 @@ class LoadLimits:
     """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``), PDF page content decoded for
     text extraction (``JASPER_INGEST_MAX_PDF_CONTENT_MB``, see ``pdf_content_bytes``) and image pixels
     (``JASPER_MAX_IMAGE_PIXELS``, the decompression-bomb guard); ``max_ocr_pages``: pages (or images) of one
-    file whose text OCR may recognise (0: OCR off; ``JASPER_INGEST_OCR``, ``JASPER_INGEST_OCR_MAX_PAGES``)."""
+    file whose text OCR may recognise (0: OCR off; ``JASPER_INGEST_OCR``, ``JASPER_INGEST_OCR_MAX_PAGES``);
+    messages per mailbox and bytes per e-mail message (``JASPER_INGEST_MAX_MAIL_MESSAGES``,
+    ``JASPER_INGEST_MAX_MAIL_MESSAGE_MB``); zip-based files (``jasper_rag.ingest.archive``): members, inflated
+    bytes, compression ratio of a large member (``JASPER_INGEST_MAX_ARCHIVE_MEMBERS``, ``_MB``, ``_RATIO``);
+    cells per table file (``JASPER_INGEST_MAX_TABLE_CELLS``)."""
 
     max_pdf_pages: int
     max_image_pixels: int
     max_pdf_content_bytes: int = 64 * 2**20
     max_ocr_pages: int = 0
+    max_mail_messages: int = 10_000
+    max_mail_message_bytes: int = 25 * 2**20
+    max_archive_members: int = 10_000
+    max_archive_bytes: int = 128 * 2**20
+    max_archive_ratio: float = 500.0
+    max_table_cells: int = 200_000
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LoadLimits:
         settings = settings or get_settings()
         content = int(settings.ingest_max_pdf_content_mb * 2**20)
         ocr_pages = settings.ingest_ocr_max_pages if settings.ingest_ocr else 0
-        return cls(settings.ingest_max_pdf_pages, settings.max_image_pixels, content, max_ocr_pages=ocr_pages)
+        return cls(
+            settings.ingest_max_pdf_pages,
+            settings.max_image_pixels,
+            content,
+            max_ocr_pages=ocr_pages,
+            max_mail_messages=settings.ingest_max_mail_messages,
+            max_mail_message_bytes=int(settings.ingest_max_mail_message_mb * 2**20),
+            max_archive_members=settings.ingest_max_archive_members,
+            max_archive_bytes=int(settings.ingest_max_archive_mb * 2**20),
+            max_archive_ratio=settings.ingest_max_archive_ratio,
+            max_table_cells=settings.ingest_max_table_cells,
+        )
 
 
 def storable(text: str) -> str:
@@ -434,6 +455,20 @@ def _faq_pairs(records: list[dict], first_line: int) -> FaqContent:
     return FaqContent(pairs)
 
 
+def load_eml(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """One e-mail message: subject, sender, date, body text, attachments by name (``jasper_rag.ingest.mail``)."""
+    from jasper_rag.ingest import mail  # it builds on this module
+
+    return mail.load_eml(path, data, limits or LoadLimits.from_settings())
+
+
+def load_mbox(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """A mailbox: one page per message (``jasper_rag.ingest.mail``)."""
+    from jasper_rag.ingest import mail
+
+    return mail.load_mbox(path, data, limits or LoadLimits.from_settings())
+
+
 @dataclass(frozen=True)
 class FileType:
     name: str
@@ -449,6 +484,8 @@ FILE_TYPES: dict[str, FileType] = {
     ".htm": FileType("html", load_html),
     ".csv": FileType("faq", load_faq_csv),
     ".jsonl": FileType("faq", load_faq_jsonl),
+    ".eml": FileType("email", load_eml),
+    ".mbox": FileType("email", load_mbox),
     **{ext: FileType("image", load_image) for ext in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")},
 }
 
