@@ -73,7 +73,7 @@ def test_each_mode_scores_as_worked_out_by_hand():
     # q1, q2: no lexical side, the dense order stands
     assert found["hybrid-mix"] == pytest.approx((100.0, 100.0))
     assert found["hybrid-rrf"] == pytest.approx((100.0, 100.0))
-    rankings, _ = run.rank(scoring, MODES["hybrid-mix"])
+    rankings, _ = run.rank(scoring, MODES["hybrid-minmax"])
     # d1 is the bottom of the lexical scale (longer than d2, so less BM25 for 'protein'): 0.5 * 1 + 0;
     # d2 = 0.5 * 0.75 + 0.5 * its normalised BM25, which decides whether it passes d1
     bm25 = dict(zip(run.lexical_ids[0].tolist(), run.lexical_scores[0].tolist(), strict=True))
@@ -89,9 +89,10 @@ def test_rows_halves_and_the_tuned_weight():
     assert all(row.queries == "all" and row.task == "hand-made" for row in rows)
     assert sorted(np.concatenate([run.half_a, run.half_b]).tolist()) == [0, 1, 2]
     tuned = run.tuned_rows("m", 6, (DOC_VECTORS, QUERY_VECTORS))
-    assert [row.mode for row in tuned] == ["hybrid-mix", TUNED_MODE]
+    assert [row.mode for row in tuned] == ["hybrid-minmax", "hybrid-mix", TUNED_MODE]
     assert all(row.queries == HALF_B for row in tuned)
-    assert "w=0.5" in tuned[0].settings and "grid 0.3, 0.4, 0.5, 0.6, 0.7" in tuned[1].settings
+    assert tuned[0].settings.startswith("minmax w=0.5") and tuned[1].settings.startswith("mix w=0.5")
+    assert "grid 0.3, 0.4, 0.5, 0.6, 0.7" in tuned[2].settings
 
 
 def test_no_tuned_rows_without_two_halves():
@@ -157,8 +158,8 @@ def test_run_eval_writes_the_retriever_section(tmp_path: Path) -> None:
         (row.model, row.head_dim): [r.mode for r in rows if (r.model, r.head_dim) == (row.model, row.head_dim)]
         for row in rows
     }
-    assert modes[("tiny", 48)] == [*MODES, *(f"funnel 8->48 {mode}" for mode in MODES), "hybrid-mix", TUNED_MODE]
-    assert modes[("tiny", 8)] == [*MODES, "hybrid-mix", TUNED_MODE]
+    assert modes[("tiny", 48)] == [*MODES, *(f"funnel 8->48 {mode}" for mode in MODES), "hybrid-minmax", "hybrid-mix", TUNED_MODE]
+    assert modes[("tiny", 8)] == [*MODES, "hybrid-minmax", "hybrid-mix", TUNED_MODE]
     assert ("truncate: tiny", 4) in modes and ("start: tiny", 32) in modes
     dense = {(row.model, row.head_dim): row.score for row in outcome.rows if row.metric == "ndcg_at_10"}
     for row in rows:

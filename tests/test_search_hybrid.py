@@ -50,10 +50,30 @@ def test_lexical_mode_ranks_by_bm25_without_dense_scores():
     assert np.isnan(evidence.dense).all() and evidence.lexical_rank.tolist() == [1, 2, 3]
 
 
-def test_hybrid_mix_is_the_equal_mix_of_min_max_scores_over_the_union():
+def test_hybrid_mix_is_the_equal_mix_of_scores_divided_by_the_best_candidate_s():
     dense_ids = np.array([0, 1, 2])  # dense 0.9, 0.8, 0.7
     lexical_ids, lexical_scores = np.array([2, 5]), np.array([10.0, 4.0])  # 5 only lexical (dense 0.4)
-    ids, values, evidence = hybrid_rank(dense_ids, dense_of, lexical_ids, lexical_scores, options(k=10))
+    ids, values, _ = hybrid_rank(dense_ids, dense_of, lexical_ids, lexical_scores, options(k=10))
+    # dense / 0.9; lexical / 10 (missing -> 0)
+    expected = {0: 0.5, 1: 0.5 * 0.8 / 0.9, 2: 0.5 * 0.7 / 0.9 + 0.5, 5: 0.5 * 0.4 / 0.9 + 0.5 * 0.4}
+    assert ids.tolist() == [2, 0, 1, 5]
+    assert values.tolist() == pytest.approx([expected[i] for i in ids.tolist()])
+
+
+def test_mix_counts_a_negative_cosine_as_no_evidence():
+    cosines = np.array([0.5, 0.0, -0.5])
+    ids, values, _ = hybrid_rank(
+        np.array([0, 1, 2]), lambda ids: cosines[ids], np.array([2]), np.array([2.0]), options()
+    )
+    assert dict(zip(ids.tolist(), values.tolist(), strict=True)) == pytest.approx({0: 0.5, 2: 0.5, 1: 0.0})
+
+
+def test_hybrid_minmax_is_the_equal_mix_of_min_max_scores_over_the_union():
+    dense_ids = np.array([0, 1, 2])  # dense 0.9, 0.8, 0.7
+    lexical_ids, lexical_scores = np.array([2, 5]), np.array([10.0, 4.0])  # 5 only lexical (dense 0.4)
+    ids, values, evidence = hybrid_rank(
+        dense_ids, dense_of, lexical_ids, lexical_scores, options(k=10, fusion="minmax")
+    )
     # dense min-max over {0.9, 0.8, 0.7, 0.4}: 1, 0.8, 0.6, 0; lexical: id 2 -> 1, id 5 -> 0, others missing -> 0
     expected = {0: 0.5, 1: 0.4, 2: 0.5 * 0.6 + 0.5, 5: 0.0}
     assert ids.tolist() == [2, 0, 1, 5]
@@ -97,10 +117,11 @@ def test_mix_and_rrf_can_disagree():
 
 def test_ties_break_by_dense_then_lexical_then_id():
     flat = np.zeros(10)
-    ids, values, _ = hybrid_rank(np.array([4, 2, 3]), lambda ids: flat[ids], np.array([]), np.array([]), options(k=5))
+    minmax = options(k=5, fusion="minmax")
+    ids, values, _ = hybrid_rank(np.array([4, 2, 3]), lambda ids: flat[ids], np.array([]), np.array([]), minmax)
     assert ids.tolist() == [2, 3, 4] and values.tolist() == [0.5, 0.5, 0.5]
     # equal fused scores: the better dense score first
-    ids, _, _ = hybrid_rank(np.array([0, 1]), dense_of, np.array([1]), np.array([2.0]), options(k=2))
+    ids, _, _ = hybrid_rank(np.array([0, 1]), dense_of, np.array([1]), np.array([2.0]), minmax)
     assert ids.tolist() == [0, 1]  # both 0.5 (0: dense 1, lexical missing; 1: dense 0, lexical 1); 0 is denser
     # lexical-only ties: the smaller id
     ids, _, _ = hybrid_rank(np.array([]), dense_of, np.array([8, 6]), np.array([1.0, 1.0]), options(mode="lexical"))

@@ -79,16 +79,19 @@ RETRIEVER_DEFINITIONS = (
     "w={weight:g}, RRF k={rrf_k}; nothing tuned on the test queries), top 100 per query, nDCG@10 and Recall@100 x100 "
     "over every judged query. dense = the top-{shortlist} by cosine with the encoder; lexical = BM25 (tantivy, "
     "English analysis, the store's lexical index; independent of the model, one row per task); hybrid-mix / "
-    "hybrid-rrf = the union of the dense and lexical top-{shortlist}, every candidate scored exactly by the encoder, "
-    "the lexical score known for the lexical shortlist only, fused by `fuse` (mix: w x min-max dense + (1 - w) x "
-    "min-max BM25; rrf: sum of 1 / (k + rank)) and ranked (`jasper_rag.search.hybrid.hybrid_rank`); funnel a->b = "
+    "hybrid-minmax / hybrid-rrf = the union of the dense and lexical top-{shortlist}, every candidate scored exactly "
+    "by the encoder, "
+    "the lexical score known for the lexical shortlist only, fused by `fuse` (mix: w x dense / best dense + (1 - w) x "
+    "BM25 / best BM25, cosines below 0 counted as 0; minmax: the same with each side min-max scaled over the "
+    "candidates; rrf: sum of 1 / (k + rank)) and ranked (`jasper_rag.search.hybrid.hybrid_rank`); funnel a->b = "
     "the dense shortlist from the a-d head, every candidate scored by the b-d head (the searcher's funnel). "
     "dense cost = millions of multiply-adds per query for the dense side (corpus scan with the shortlisting head "
     "+ exact re-scoring of candidates that scan did not score); the query's own encoding is not counted."
 )
 TUNED_DEFINITION = (
-    "The one tuned setting: the judged queries are split in two seeded halves (seed 0); dense_weight is picked "
-    "from {grid} by nDCG@10 on half A, and both the default equal mix and the tuned mix are scored on half B only."
+    "Settings chosen on queries: the judged queries are split in two seeded halves (seed 0); dense_weight is picked "
+    "from {grid} by nDCG@10 on half A, and the default equal mix, the tuned mix and the min-max mix are scored on "
+    "half B only (mix's scaling, each side divided by its best score, was chosen over min-max scaling on half A)."
 )
 
 
@@ -114,7 +117,7 @@ def retriever_tables(rows: Sequence[RetrieverRow]) -> list[str]:
                 _line(row.model, dim, row.mode, f"{row.ndcg_at_10:.2f}", f"{row.recall_at_100:.2f}", cost, row.settings)
             )
         if halves:
-            lines += ["", f"{task}, {HALF_B} only (the equal mix vs `{TUNED_MODE}`):", ""]
+            lines += ["", f"{task}, {HALF_B} only (the min-max mix, the equal mix and `{TUNED_MODE}`):", ""]
             lines += ["| model | dim | mode | nDCG@10 | R@100 | settings |", "|---|---:|---|---:|---:|---|"]
             lines += [
                 _line(

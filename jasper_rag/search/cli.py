@@ -68,9 +68,15 @@ def search_command(
         typer.Option(help="hybrid (words + meaning, fused), dense (meaning: the model's vectors) or lexical (BM25)."),
     ] = DEFAULTS.mode,
     fusion: Annotated[
-        str, typer.Option(help="Hybrid fusion: mix (weighted normalised scores) or rrf (reciprocal ranks).")
+        str,
+        typer.Option(
+            help="Hybrid fusion: mix (weighted scores, each divided by its best), minmax (min-max scaled) "
+            "or rrf (reciprocal ranks)."
+        ),
     ] = DEFAULTS.fusion,
-    dense_weight: Annotated[float, typer.Option(help="mix: weight of the dense side, 0..1.")] = DEFAULTS.dense_weight,
+    dense_weight: Annotated[
+        float, typer.Option(help="mix, minmax: weight of the dense side, 0..1.")
+    ] = DEFAULTS.dense_weight,
     rrf_k: Annotated[int, typer.Option(help="rrf: the rank constant.")] = DEFAULTS.rrf_k,
     dim: Annotated[int | None, typer.Option(help="Head dimension to search (default: the full head).")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these kinds: chunk, image, faq (repeatable).")] = None,

@@ -1,9 +1,11 @@
 """Search options: one validated record used by the searcher, the CLI, the LangChain retriever and the UI.
 
 ``mode``: ``dense`` (the model's vectors), ``lexical`` (BM25 over the words) or ``hybrid`` (both,
-fused; the default). ``fusion``: ``mix`` (a weighted sum of min-max-normalised scores, ``dense_weight``
-on the dense side) or ``rrf`` (reciprocal-rank fusion with constant ``rrf_k``). The defaults are the
-standard settings (equal mix; RRF's k = 60), not tuned on any test queries.
+fused; the default). ``fusion``: ``mix`` (a weighted sum of the two scores each scaled by its best
+candidate's, ``dense_weight`` on the dense side; the default), ``minmax`` (the same sum of min-max-scaled
+scores) or ``rrf`` (reciprocal-rank fusion with constant ``rrf_k``). The weights are the standard
+settings (equal mix; RRF's k = 60), not tuned on any test queries; ``docs/search.md`` says how ``mix``
+was chosen over ``minmax``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 Mode = Literal["dense", "lexical", "hybrid"]
-Fusion = Literal["mix", "rrf"]
+Fusion = Literal["mix", "minmax", "rrf"]
 MODES: tuple[str, ...] = get_args(Mode)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 DEFAULT_SHORTLIST = 100

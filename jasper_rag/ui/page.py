@@ -126,11 +126,12 @@ def render_search(searcher: Searcher, overview: StoreOverview) -> None:
     )
     fusion = fusion_col.selectbox(
         "Fusion",
-        ["mix", "rrf"],
+        ["mix", "minmax", "rrf"],
         key="fusion",
         disabled=mode != "hybrid",
-        format_func=lambda name: {"mix": "score mix", "rrf": "rank fusion (RRF)"}[name],
-        help="How hybrid combines the two rankings: an equal mix of normalised scores, or reciprocal ranks.",
+        format_func=lambda name: {"mix": "score mix", "minmax": "min-max mix", "rrf": "rank fusion (RRF)"}[name],
+        help="How hybrid combines the two rankings: an equal mix of the scores, each divided by its best "
+        "(score mix) or scaled from worst to best (min-max mix), or reciprocal ranks (RRF).",
     )
     single_stage = len(dims) < 2 or dim == dims[-1] or mode == "lexical"
     funnel = (
