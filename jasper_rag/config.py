@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     ingest_max_archive_mb: float = Field(
         128.0, gt=0, description="Zip-based files (DOCX, PPTX, XLSX, ODT, EPUB) may inflate to at most this."
     )
-    ingest_max_archive_members: int = Field(10_000, gt=0, description="Zip-based files may hold at most this many members.")
+    ingest_max_archive_members: int = Field(10_000, gt=0, description="Most files one zip-based file may hold.")
     ingest_max_archive_ratio: float = Field(
         500.0, gt=1, description="Most a zip member over 1 MiB may inflate per compressed byte (zip bomb guard)."
     )

@@ -469,10 +469,61 @@ def load_mbox(path: Path, data: bytes, limits: LoadLimits | None = None) -> Text
     return mail.load_mbox(path, data, limits or LoadLimits.from_settings())
 
 
+def load_docx(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """Word: sections under the heading styles, tables as rows (``jasper_rag.ingest.office``)."""
+    from jasper_rag.ingest import office  # it builds on this module
+
+    return office.load_docx(path, data, limits or LoadLimits.from_settings())
+
+
+def load_pptx(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """PowerPoint: one page per slide, headed by its title (``jasper_rag.ingest.office``)."""
+    from jasper_rag.ingest import office
+
+    return office.load_pptx(path, data, limits or LoadLimits.from_settings())
+
+
+def load_odt(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """OpenDocument text: sections under its headings (``jasper_rag.ingest.office``)."""
+    from jasper_rag.ingest import office
+
+    return office.load_odt(path, data, limits or LoadLimits.from_settings())
+
+
+def load_xlsx(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """Excel: each sheet's rows as text naming their columns (``jasper_rag.ingest.tables``)."""
+    from jasper_rag.ingest import tables
+
+    return tables.load_xlsx(path, data, limits or LoadLimits.from_settings())
+
+
+def load_csv(path: Path, data: bytes, limits: LoadLimits | None = None) -> FaqContent | TextContent:
+    """CSV: an FAQ when the header names question and answer, else a table (``jasper_rag.ingest.tables``)."""
+    from jasper_rag.ingest import tables
+
+    return tables.load_csv(path, data, limits or LoadLimits.from_settings())
+
+
+def load_epub(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
+    """EPUB: the spine's chapters in order, by section (``jasper_rag.ingest.epub``)."""
+    from jasper_rag.ingest import epub
+
+    return epub.load_epub(path, data, limits or LoadLimits.from_settings())
+
+
 @dataclass(frozen=True)
 class FileType:
+    """A loader and the file type stored for what it loads (``Document.file_type``, which search filters
+    by): ``name``, or ``text_name`` when a loader that returns either FAQ pairs or text (``.csv``: an FAQ
+    or a table) returns text."""
+
     name: str
     load: Callable[[Path, bytes, LoadLimits | None], Content]
+    text_name: str | None = None
+
+    def stored_name(self, content: Content) -> str:
+        """The file type to store for ``content`` loaded by ``load``."""
+        return self.text_name if self.text_name and isinstance(content, TextContent) else self.name
 
 
 FILE_TYPES: dict[str, FileType] = {
@@ -482,10 +533,15 @@ FILE_TYPES: dict[str, FileType] = {
     ".rst": FileType("rst", load_rst),
     ".html": FileType("html", load_html),
     ".htm": FileType("html", load_html),
-    ".csv": FileType("faq", load_faq_csv),
+    ".csv": FileType("faq", load_csv, text_name="table"),
     ".jsonl": FileType("faq", load_faq_jsonl),
     ".eml": FileType("email", load_eml),
     ".mbox": FileType("email", load_mbox),
+    ".docx": FileType("docx", load_docx),
+    ".pptx": FileType("pptx", load_pptx),
+    ".odt": FileType("odt", load_odt),
+    ".xlsx": FileType("xlsx", load_xlsx),
+    ".epub": FileType("epub", load_epub),
     **{ext: FileType("image", load_image) for ext in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")},
 }
 

@@ -1,0 +1,163 @@
+"""Tables as text: XLSX workbooks and CSV files that are not FAQs, and the rows of tables inside documents.
+
+A table becomes text rows that name their columns, so every row (and every chunk) reads on its own:
+``"Model: jasper-quick; Dim: 256; Size (MB): 90"``; the first non-empty row is the header (a blank
+header cell is named by its column, "Column C"), empty cells are left out, and a table with a single
+row is its cells joined by ``" | "``.
+
+Pages: one per block of ``ROWS_PER_PAGE`` rows of a sheet (or CSV file), ``heading`` the sheet name (the
+file name for a CSV), which also begins the page's text, so each block's first chunk shows where it
+comes from.
+
+Bounded work: every cell read counts against ``LoadLimits.max_table_cells``
+(``JASPER_INGEST_MAX_TABLE_CELLS``) for the whole file, padding included (an empty row counts as one);
+a larger file is refused as soon as the count passes the limit ("too many table cells"), never truncated
+silently. An XLSX is checked as a zip first (``jasper_rag.ingest.archive``), its declared sheet size is
+ignored (a sheet claiming A1:XFD1048576 costs only the cells it holds) and it is read streaming with
+openpyxl (``read_only=True``: rows are parsed as they are read; ``data_only=True``: the values cached
+with formulas, never the formulas).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.exceptions import InvalidFileException
+
+from jasper_rag.ingest.archive import check_zip, parse_errors
+from jasper_rag.ingest.loaders import (
+    FAQ_FIELDS,
+    FaqContent,
+    LoadError,
+    LoadLimits,
+    Page,
+    TextContent,
+    _require_text,
+    decode_text,
+    load_faq_csv,
+)
+from jasper_rag.ingest.markup import Section
+
+ROWS_PER_PAGE = 25
+MAX_HEADER_CHARS = 65_536  # the header row is looked for in this much of a CSV
+MAX_CELL_CHARS = 32_767  # Excel's own limit per cell; longer CSV fields are cut here
+CELL_SEPARATOR = " | "
+
+
+class CellBudget:
+    """Counts the cells one file's tables cost; ``LoadError`` once past ``limits.max_table_cells``."""
+
+    def __init__(self, limits: LoadLimits) -> None:
+        self.limit = limits.max_table_cells
+        self.used = 0
+
+    def take(self, cells: int, where: str) -> None:
+        self.used += max(cells, 1)
+        if self.used > self.limit:
+            raise LoadError(f"too many table cells: over {self.limit:,} by {where} (JASPER_INGEST_MAX_TABLE_CELLS)")
+
+
+def cell_text(value: object) -> str:
+    """One cell as a line of text: numbers without a spurious ``.0``, dates in ISO form, no line breaks."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, dt.datetime | dt.date | dt.time):
+        value = value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    return " ".join(str(value)[:MAX_CELL_CHARS].split())
+
+
+def table_lines(rows: Iterable[list[str]]) -> Iterator[str]:
+    """Rows of cell texts as lines naming their columns (the first non-empty row is the header); a table
+    of one row gives that row's cells joined by ``" | "``."""
+    header: list[str] | None = None
+    lines = 0
+    for cells in rows:
+        if not any(cells):
+            continue
+        if header is None:
+            header = cells
+            continue
+        lines += 1
+        yield "; ".join(f"{_column(header, n)}: {value}" for n, value in enumerate(cells) if value)
+    if header is not None and not lines:
+        yield CELL_SEPARATOR.join(cell for cell in header if cell)
+
+
+def _column(header: list[str], index: int) -> str:
+    name = header[index] if index < len(header) else ""
+    return name or f"Column {get_column_letter(index + 1)}"
+
+
+def table_pages(name: str, lines: Iterable[str]) -> list[Page]:
+    """Lines of one table as pages of ``ROWS_PER_PAGE`` lines, each headed by ``name``."""
+    pages, block = [], []
+    for line in lines:
+        block.append(line)
+        if len(block) == ROWS_PER_PAGE:
+            pages.append(_page(name, block))
+            block = []
+    if block:
+        pages.append(_page(name, block))
+    return pages
+
+
+def _page(name: str, lines: list[str]) -> Page:
+    section = Section((name,), "\n".join(lines))
+    return Page(None, section.text, section.heading)
+
+
+def load_xlsx(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
+    """An Excel workbook: each worksheet's rows as text, pages headed by the sheet name (see the module
+    docstring); chart sheets have no cells and are skipped."""
+    check_zip(data, limits, "XLSX")
+    budget = CellBudget(limits)
+    pages: list[Page] = []
+    with parse_errors("XLSX", InvalidFileException):
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            for sheet in workbook.worksheets:
+                sheet.reset_dimensions()  # its declared size may lie: read only the cells it holds
+                pages += table_pages(sheet.title, table_lines(_sheet_rows(sheet, budget)))
+        finally:
+            workbook.close()
+    if not pages:
+        raise LoadError("empty XLSX: no cell has a value")
+    return _require_text(pages)
+
+
+def _sheet_rows(sheet, budget: CellBudget) -> Iterator[list[str]]:
+    for row in sheet.iter_rows(values_only=True):
+        budget.take(len(row), f"sheet {sheet.title!r}")
+        yield [cell_text(value) for value in row]
+
+
+def load_csv(path: Path, data: bytes, limits: LoadLimits) -> FaqContent | TextContent:
+    """A CSV file: an FAQ when its header names both ``question`` and ``answer`` (``load_faq_csv``,
+    exactly as before), refused when it names only one of them (an FAQ missing a column), else a table
+    (pages headed by the file name)."""
+    text = decode_text(data)
+    header = {name.strip().lower() for name in next(csv.reader(io.StringIO(text[:MAX_HEADER_CHARS])), [])}
+    if any(name in header for name in FAQ_FIELDS):
+        return load_faq_csv(path, data, limits)
+    budget = CellBudget(limits)
+    try:
+        lines = list(table_lines(_csv_rows(csv.reader(io.StringIO(text)), budget)))
+    except csv.Error as err:
+        raise LoadError(f"malformed CSV: {err}") from err
+    if not lines:
+        raise LoadError("empty CSV: no cell has a value")
+    return _require_text(table_pages(path.name, lines))
+
+
+def _csv_rows(reader: Iterator[list[str]], budget: CellBudget) -> Iterator[list[str]]:
+    for row in reader:
+        budget.take(len(row), f"CSV line {reader.line_num}")
+        yield [cell_text(cell) for cell in row]
