@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -140,11 +141,11 @@ def wait_for(condition: Callable[[], bool], watcher: threading.Thread, seconds: 
 
 def test_watch_follows_added_changed_and_removed_files(tmp_path, encoder, caplog):
     setup_logging(verbose=False)  # an earlier CliRunner test left logging on its closed stream
-    caplog.set_level(logging.INFO, "jasper_rag")
+    logging.getLogger().addHandler(caplog.handler)  # which setup_logging took away
     folder = tmp_path / "docs"
     write_files(folder, {"a.txt": FILES["a.txt"], "sub/b.txt": FILES["sub/b.txt"]})
     _, open_store = cli_store(tmp_path)
-    watcher = Watcher(folder, open_store(), encoder, small_settings(), debounce=0.2)
+    watcher = Watcher(folder, open_store(), encoder, small_settings(), debounce=0.5)
     syncs: list[dict[str, str]] = []
     stop = threading.Event()
     thread = threading.Thread(
@@ -184,3 +185,28 @@ def test_watch_follows_added_changed_and_removed_files(tmp_path, encoder, caplog
     assert check(reader).consistent
     reader.close()
     watcher.store.close()
+
+
+def test_watch_stops_and_keeps_the_documents_when_the_folder_disappears(tmp_path, encoder):
+    folder = tmp_path / "docs"
+    write_files(folder, {"a.txt": FILES["a.txt"]})
+    _, open_store = cli_store(tmp_path)
+    store = open_store()
+    watcher = Watcher(folder, store, encoder, small_settings(), debounce=0.1)
+    stop, synced, errors = threading.Event(), threading.Event(), []
+
+    def run() -> None:
+        try:
+            watcher.run(stop, lambda _: synced.set())
+        except FileNotFoundError as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert synced.wait(30)
+    shutil.rmtree(folder)
+    thread.join(30)
+    stop.set()
+    assert not thread.is_alive() and "is gone: stopped watching" in str(errors[0])
+    assert [Path(doc.path).name for doc in store.documents()] == ["a.txt"]
+    store.close()

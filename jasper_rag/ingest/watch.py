@@ -121,7 +121,8 @@ class Watcher:
         self.summary = WatchSummary(self.folder)
 
     def run(self, stop: threading.Event, on_sync: Callable[[IngestSummary], None] | None = None) -> WatchSummary:
-        """Sync once, then after every settled burst of changes, until ``stop`` is set (or Ctrl-C)."""
+        """Sync once, then after every settled burst of changes, until ``stop`` is set (or Ctrl-C);
+        ``FileNotFoundError`` when the folder itself disappears."""
         observer = Observer()
         observer.schedule(self.changes, str(self.folder), recursive=True)
         observer.start()
@@ -133,6 +134,8 @@ class Watcher:
                 if not self.changes.settled(self.debounce):
                     stop.wait(min(self.debounce / 4, 0.25))
                     continue
+                if not self.folder.is_dir():  # syncing would remove every document of it: an unmounted share?
+                    raise FileNotFoundError(f"{self.folder} is gone: stopped watching, its documents are kept")
                 changed = self.changes.take()
                 if self._sync(changed, on_sync):
                     retry = self.debounce
