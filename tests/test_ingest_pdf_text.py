@@ -67,7 +67,14 @@ def test_choose_falls_back_only_when_it_helps(primary, fallback, engine) -> None
 
 @pytest.mark.parametrize(
     "name",
-    ["tj-kerned-type0", "td-placed-words-type0", "two-columns-kerned-type0", "ligatures-hyphens-type0"],
+    [
+        "tj-kerned-type0",
+        "tj-tight-type0",  # glued by both engines' own heuristics: rebuilt from PDFium's glyph gaps
+        "tj-tight-core-font",
+        "td-placed-words-type0",
+        "two-columns-kerned-type0",
+        "ligatures-hyphens-type0",
+    ],
 )
 def test_typeset_pdfs_come_out_as_words(cases: dict[str, Case], name: str) -> None:
     case = cases[name]
@@ -82,6 +89,17 @@ def test_ligatures_are_spelt_out(cases: dict[str, Case]) -> None:
     text = load_pdf(Path("l.pdf"), cases["ligatures-hyphens-type0"].data, LIMITS).pages[0].text
     for word in ("affluent", "fine", "flow", "office"):
         assert word in text
+
+
+def test_glyph_gaps_split_what_pdfium_glues(cases: dict[str, Case]) -> None:
+    case = cases["tj-tight-type0"]
+    pages = PdfiumPages(case.data, 1)
+    try:
+        plain, repaired = pages.text(0, repair=False), pages.text(0)
+    finally:
+        pages.close()
+    assert glued(plain) and recall(plain, case.reference[0]) < 0.1
+    assert not glued(repaired) and recall(repaired, case.reference[0]) == 1.0
 
 
 def test_tight_kerning_the_choice_is_never_worse_than_either_engine(cases: dict[str, Case]) -> None:

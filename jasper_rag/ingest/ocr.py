@@ -44,7 +44,10 @@ def _engine():
         )
         return None
     # one thread: as fast as two on a busy 2-core machine, and CPU time (the worker's limit) = wall time
+    # no angle classifier: it turned upright lines of a scanned page upside down (a fifth of the words lost, and
+    # slower); upright text is what scanners and screenshots give
     return RapidOCR(
+        use_cls=False,
         max_side_len=MAX_SIDE,
         det_limit_type="max",
         det_limit_side_len=DETECT_SIDE,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from PIL import Image
 
 from jasper_rag.ingest.ocr import page_scale
@@ -30,6 +31,8 @@ PRIMARY, FALLBACK = "pypdf", "pdfium"  # pypdf scores as well or better on every
 LONG_TOKEN_CHARS = 20  # a whitespace-separated token this long is rare in prose ("internationalisation")
 GLUED_SHARE = 0.3  # a page with more of its characters in long tokens than this reads as glued
 LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st"}
+WORD_GAP_EM = 0.08  # glyph gaps inside a word are kerning (a few hundredths of an em); a word gap is wider
+MAX_SPACED_CHARS = 200_000  # pages with more characters are not rebuilt glyph by glyph (bounded work)
 _NOT_PROSE = re.compile(r"[/_@\\=]")
 _LIGATURE_RE = re.compile("[" + "".join(LIGATURES) + "]")
 
@@ -75,6 +78,28 @@ def better(primary: str, fallback: str) -> bool:
     return glued(primary) and glue_share(fallback) < glue_share(primary)
 
 
+def spaced(textpage: pdfium.PdfTextPage) -> str:
+    """The page's characters with a space wherever a glyph starts more than ``WORD_GAP_EM`` of the font size
+    after the previous one on the same line ends (loose boxes: the glyphs' advance widths), so words set
+    apart only by kerning or positioning come apart whatever gap the engines' own heuristics expect."""
+    out: list[str] = []
+    previous: tuple[float, float] | None = None  # right edge and baseline of the last visible glyph
+    for index in range(textpage.count_chars()):
+        char = chr(pdfium_c.FPDFText_GetUnicode(textpage, index))
+        if not char.strip():
+            out.append(char)
+            continue
+        left, bottom, right, _top = textpage.get_charbox(index, loose=True)
+        size = pdfium_c.FPDFText_GetFontSize(textpage, index) or 1.0
+        if previous is not None and out and not out[-1].isspace():
+            same_line = abs(bottom - previous[1]) < 0.5 * size
+            if same_line and left - previous[0] > WORD_GAP_EM * size:
+                out.append(" ")
+        out.append(char)
+        previous = (right, bottom)
+    return "".join(out)
+
+
 class PdfiumPages:
     """The PDF's pages by PDFium, opened on first use (most PDFs never need it) and closed by ``close``.
     PDFium is not used when it cannot open the file or counts other than ``pages`` pages: page numbers
@@ -95,8 +120,9 @@ class PdfiumPages:
             self.failed = self.document is None or len(self.document) != self.pages
         return None if self.failed else self.document
 
-    def text(self, index: int) -> str | None:
-        """Page ``index`` (0-based) by PDFium; None when PDFium fails on it."""
+    def text(self, index: int, repair: bool = True) -> str | None:
+        """Page ``index`` (0-based) by PDFium; None when PDFium fails on it. ``repair``: when PDFium's text is
+        glued, the page's text rebuilt from its glyph boxes (``spaced``) if that is less glued."""
         document = self.open()
         if document is None:
             return None
@@ -104,7 +130,11 @@ class PdfiumPages:
         try:
             page = document[index]
             textpage = page.get_textpage()
-            return normalise(textpage.get_text_range())
+            text = normalise(textpage.get_text_range())
+            if repair and glued(text) and textpage.count_chars() <= MAX_SPACED_CHARS:
+                rebuilt = normalise(spaced(textpage))
+                return rebuilt if glue_share(rebuilt) < glue_share(text) else text
+            return text
         except (pdfium.PdfiumError, ValueError, OSError):
             return None
         finally:
