@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -131,7 +134,7 @@ def test_list_shows_documents_and_the_reasons_of_failed_ones(tmp_path, encoder):
     assert wrong.exit_code == 1 and "--status must be one of" in wrong.output
 
 
-def wait_for(condition: Callable[[], bool], watcher: threading.Thread, seconds: float = 30.0) -> None:
+def wait_for(condition: Callable[[], bool], watcher: threading.Thread | Running, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert watcher.is_alive(), "the watcher stopped"
@@ -210,3 +213,64 @@ def test_watch_stops_and_keeps_the_documents_when_the_folder_disappears(tmp_path
     assert not thread.is_alive() and "is gone: stopped watching" in str(errors[0])
     assert [Path(doc.path).name for doc in store.documents()] == ["a.txt"]
     store.close()
+
+
+def test_a_killed_watcher_leaves_a_consistent_store_and_the_next_one_catches_up(tmp_path, model_dir, encoder):
+    folder = tmp_path / "docs"
+    write_files(folder, {f"f{n:03d}.txt": f"the cat sat on the mat number {n}. " * 4 for n in range(40)})
+    common, open_store = cli_store(tmp_path)
+    command = [sys.executable, "-m", "jasper_rag.cli", "ingest", str(folder), "--watch", "--debounce", "0.3"]
+    command += ["--model", str(model_dir), "-q", *common]
+    env = {**os.environ, "JASPER_INGEST_COMMIT_CHUNKS": "2", "JASPER_CHUNK_TOKENS": "24", "HF_HUB_OFFLINE": "1"}
+    store = open_store()
+    watcher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: len(store.documents()) >= 4, Running(watcher), seconds=60)
+    watcher.kill()  # SIGKILL in the middle of the first sync
+    watcher.wait()
+    assert 4 <= len(store.documents()) < 40 and check(store).consistent
+
+    synced, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=Watcher(folder, store, encoder, small_settings(), debounce=0.1).run, args=(stop, lambda _: synced.set())
+    )
+    thread.start()
+    assert synced.wait(60)
+    stop.set()
+    thread.join(30)
+    assert len(store.documents()) == 40 and check(store).consistent
+    store.close()
+
+
+def test_ctrl_c_stops_the_watch_command_with_a_summary(tmp_path, model_dir, monkeypatch):
+    folder = tmp_path / "docs"
+    write_files(folder, {"a.txt": FILES["a.txt"], "bad.pdf": "not a pdf"})
+    common, open_store = cli_store(tmp_path)
+    run = Watcher.run
+
+    def interrupted_after_one_sync(self, stop, on_sync=None):
+        def interrupt(_summary) -> None:
+            raise KeyboardInterrupt
+
+        return run(self, stop, interrupt)
+
+    monkeypatch.setattr(Watcher, "run", interrupted_after_one_sync)
+    command = ["ingest", str(folder), "--watch", "--debounce", "0.1", "--model", str(model_dir), "-q", *common]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 3, result.output  # one file failed
+    assert "stopped: every sync committed so far is in the store" in result.output
+    assert "1 syncs; 1 failed, 1 ingested" in result.output
+    result = CliRunner().invoke(app, ["ingest", str(folder), str(tmp_path), "--watch", *common])
+    assert result.exit_code == 1 and "--watch takes exactly one existing folder" in result.output
+    store = open_store()
+    assert check(store).consistent
+    store.close()
+
+
+class Running:
+    """A watcher process, for ``wait_for``."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None

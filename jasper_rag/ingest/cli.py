@@ -143,7 +143,7 @@ def _watch(folder: Path, store, encoder, settings: Settings, debounce: float) ->
     from jasper_rag.store import IndexTrainingError, StoreModelMismatchError
 
     watcher = Watcher(folder, store, encoder, settings, debounce)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops like Ctrl-C: summary printed
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops like Ctrl-C: summary printed
     try:
         watcher.run(threading.Event())
     except KeyboardInterrupt:
@@ -153,6 +153,7 @@ def _watch(folder: Path, store, encoder, settings: Settings, debounce: float) ->
     except OSError as err:  # e.g. the inotify watch limit (fs.inotify.max_user_watches)
         raise fail("ingest", f"cannot watch {folder}: {err}") from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         store.close()
     typer.echo(watcher.summary.render())
     raise typer.Exit(EXIT_PARTIAL if watcher.summary.outcomes["failed"] else 0)
