@@ -122,6 +122,10 @@ def message_page(raw: bytes, number: int | None, limits: LoadLimits) -> Page:
         body, attachments = message_text(message)
     except RecursionError as err:
         raise LoadError("malformed message: MIME parts nested too deeply") from err
+    except MemoryError:
+        raise  # the parsing worker's own limit: it reports it and is replaced
+    except Exception as err:  # the stdlib parser raises assorted errors on hostile input: one message's problem
+        raise LoadError(f"malformed message: {type(err).__name__}: {err}") from err
     subject = header_text("subject", headers) or NO_SUBJECT
     origin = " | ".join(
         f"{label}: {value}" for label in ("From", "Date") if (value := header_text(label.lower(), headers))
