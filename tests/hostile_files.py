@@ -1,17 +1,22 @@
-"""Hostile and broken inputs for the hardening tests: hand-built PDFs, image bombs and odd files.
+"""Hostile and broken inputs for the hardening tests: hand-built PDFs, image bombs, zip bombs and odd files.
 
 Every builder is deterministic and small on disk; what makes a file hostile is what it claims or
-nests (5,000 pages, 100,000 levels of brackets, 10 billion pixels, 100 MB of zeros in 100 kB).
+nests (5,000 pages, 100,000 levels of brackets, 10 billion pixels, 100 MB of zeros in 100 kB, a zip
+member of 2 GiB in 2 MB, 100,000 zip members, XML entities that expand a billion times).
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import random
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 
 from jasper_rag.ingest.sample_build import SAMPLE_DIR, text_pdf
+from jasper_rag.ingest.sample_office import epub_chapter, epub_container, epub_package, sample_files
 from tests.ingest_support import encrypted_pdf
 
 PAGE_TEXT = b"BT /F1 12 Tf 72 712 Td (hello cat on the mat) Tj ET"
@@ -146,6 +151,189 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
+# ----------------------------------------------------------------- zip-based files (DOCX, PPTX, XLSX, ODT, EPUB)
+@dataclass(frozen=True)
+class RawMember:
+    """A zip member as stored: its name, raw deflated bytes, CRC-32 and the sizes its headers declare."""
+
+    name: str
+    deflated: bytes
+    crc: int
+    size: int
+    flags: int = 0
+
+
+def deflated(data: bytes) -> RawMember:
+    """Raw deflate of ``data`` (no name yet)."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return RawMember("", packer.compress(data) + packer.flush(), zlib.crc32(data), len(data))
+
+
+def repeated(block: bytes, times: int) -> RawMember:
+    """``block`` repeated ``times`` times, deflated without ever being held whole: a full flush resets the
+    compressor, so one compressed block repeats as it is (a 2 GiB member costs 2 MB and a second)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    once = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(times):
+        crc = zlib.crc32(block, crc)
+    return RawMember("", once * times + packer.flush(), crc, len(block) * times)
+
+
+@functools.cache
+def two_gib_of_zeros() -> RawMember:
+    return repeated(bytes(16 * 2**20), 128)
+
+
+def named(name: str, member: RawMember, size: int | None = None, flags: int = 0) -> RawMember:
+    """``member`` under ``name``; ``size``: the uncompressed size its headers declare (a liar when it differs)."""
+    return RawMember(name, member.deflated, member.crc, member.size if size is None else size, flags)
+
+
+def raw_zip(members: list[RawMember], declared_count: int | None = None) -> bytes:
+    """A zip written field by field, so headers can lie; ``declared_count``: the end record's member count."""
+    out, central = io.BytesIO(), io.BytesIO()
+    for member in members:
+        offset, name = out.tell(), member.name.encode()
+        sizes = (member.crc, len(member.deflated), member.size)
+        out.write(struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, member.flags, 8, 0, 33, *sizes, len(name), 0))
+        out.write(name + member.deflated)
+        entry = struct.pack(
+            "<4s6H3I5H2I", b"PK\x01\x02", 20, 20, member.flags, 8, 0, 33, *sizes, len(name), 0, 0, 0, 0, 0, offset
+        )
+        central.write(entry + name)
+    count = len(members) if declared_count is None else declared_count
+    directory = central.getvalue()
+    end = struct.pack(
+        "<4s4H2IH", b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), len(directory), out.tell(), 0
+    )
+    return out.getvalue() + directory + end
+
+
+def zip_members(data: bytes, replace: dict[str, bytes] | None = None) -> list[RawMember]:
+    """The members of a zip, re-deflated, with some replaced by new contents."""
+    replace = replace or {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [named(name, deflated(replace.get(name) or archive.read(name))) for name in archive.namelist()]
+
+
+def with_members(data: bytes, replace: dict[str, bytes] | None = None, extra: tuple[RawMember, ...] = ()) -> bytes:
+    return raw_zip([*zip_members(data, replace), *extra])
+
+
+def billion_laughs(root: bytes) -> bytes:
+    """An XML document whose entity ``lol9`` expands to 10^9 "lol"s, used inside ``root``."""
+    entities = b'<!ENTITY lol0 "lol">' + b"".join(
+        b'<!ENTITY lol%d "%s">' % (n, b"&lol%d;" % (n - 1) * 10) for n in range(1, 10)
+    )
+    return b'<?xml version="1.0"?>\n<!DOCTYPE root [' + entities + b"]>\n" + root
+
+
+def sheet_xml(rows: bytes, dimension: bytes = b"A1") -> bytes:
+    ns = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    return b'<worksheet xmlns="%s"><dimension ref="%s"/><sheetData>%s</sheetData></worksheet>' % (ns, dimension, rows)
+
+
+def many_cells_sheet(rows: int, columns: int) -> bytes:
+    cells = b"".join(b'<c t="n"><v>%d</v></c>' % column for column in range(columns))
+    return sheet_xml(b"".join(b'<row r="%d">%s</row>' % (row, cells) for row in range(1, rows + 1)))
+
+
+def epub(container: bytes, files: dict[str, bytes]) -> bytes:
+    """An EPUB of a container document and other files, as given."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("mimetype", "application/epub+zip")
+        book.writestr("META-INF/container.xml", container)
+        for name, body in files.items():
+            book.writestr(name, body)
+    return out.getvalue()
+
+
+def drm_epub() -> bytes:
+    """An EPUB whose only chapter ``META-INF/encryption.xml`` lists as encrypted."""
+    encryption = (
+        b'<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+        b'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+        b'<enc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
+        b'<enc:CipherData><enc:CipherReference URI="OEBPS/chapter-1.xhtml"/></enc:CipherData>'
+        b"</enc:EncryptedData></encryption>"
+    )
+    return epub(
+        epub_container("OEBPS/content.opf").encode(),
+        {
+            "OEBPS/content.opf": epub_package(["chapter-1.xhtml"]).encode(),
+            "OEBPS/chapter-1.xhtml": bytes(range(256)) * 8,
+            "META-INF/encryption.xml": encryption,
+        },
+    )
+
+
+def office_catalogue() -> list[Hostile]:
+    """Hostile DOCX, PPTX, XLSX, ODT, EPUB and CSV tables (the production archive and table limits)."""
+    samples = sample_files()
+    docx, xlsx, epub_ = samples["team-handbook.docx"], samples["model-sizes.xlsx"], samples["search-notes.epub"]
+    sheet = "xl/worksheets/sheet1.xml"
+    empty = deflated(b"")
+    many = [named(f"m/{n:06d}", empty) for n in range(100_000)]
+    lol = billion_laughs(b"<root>&lol9;</root>")
+    xxe = b'<?xml version="1.0"?><!DOCTYPE c [<!ENTITY x SYSTEM "file:///etc/passwd">]><c>&x;</c>'
+    noisy = random.Random(0).randbytes(8192) + bytes(2**20 - 8192)  # inflates ~110 times: under the ratio limit
+    return [
+        Hostile(
+            "zip-bomb.docx", with_members(docx, extra=(named("word/media/x.bin", two_gib_of_zeros()),)), "zip bomb"
+        ),
+        Hostile("zip-bomb.xlsx", with_members(xlsx, extra=(named("xl/media/x.bin", two_gib_of_zeros()),)), "zip bomb"),
+        Hostile(
+            "zip-bomb.epub",
+            with_members(epub_, extra=tuple(named(f"OEBPS/x{n}.bin", repeated(noisy, 100)) for n in range(2))),
+            "archive too large when unpacked",
+        ),
+        Hostile(
+            "lying-size.docx",
+            with_members(docx, extra=(named("word/media/x.bin", repeated(bytes(2**20), 64), size=1000),)),
+            "corrupt DOCX",
+        ),
+        Hostile("100k-members.epub", raw_zip(many), "too many archive members"),
+        Hostile("lying-count.epub", raw_zip(many, declared_count=1), "too many archive members"),
+        Hostile("billion-laughs.docx", with_members(docx, {"word/document.xml": lol}), "declares XML entities"),
+        Hostile("billion-laughs.xlsx", with_members(xlsx, {sheet: lol}), "declares XML entities"),
+        Hostile("xxe.epub", epub(xxe, {}), "declares XML entities"),
+        Hostile(
+            "malformed.docx", with_members(docx, {"word/document.xml": b"<w:document><w:body><w:p>"}), "corrupt DOCX"
+        ),
+        Hostile(
+            "malformed.pptx",
+            with_members(samples["release-slides.pptx"], {"ppt/slides/slide1.xml": b"<p:sld"}),
+            "corrupt PPTX",
+        ),
+        Hostile("malformed.odt", with_members(samples["style-guide.odt"], {"content.xml": b"<x>"}), "corrupt ODT"),
+        Hostile("no-package.epub", epub(epub_container("missing.opf").encode(), {}), "not an EPUB"),
+        Hostile("drm.epub", drm_epub(), "encrypted EPUB"),
+        Hostile(
+            "chapter-lol.epub",
+            with_members(epub_, {"OEBPS/chapter-1.xhtml": epub_chapter("t", "h", "&lol9;").encode()}),
+            None,
+        ),
+        Hostile("not-a-zip.docx", b"PK\x03\x04 but nothing else", "not a DOCX file"),
+        Hostile("encrypted.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096), "encrypted or legacy DOCX"),
+        Hostile(
+            "password-member.docx", raw_zip([named(m.name, m, flags=1) for m in zip_members(docx)]), "encrypted DOCX"
+        ),
+        Hostile("huge-table.xlsx", with_members(xlsx, {sheet: many_cells_sheet(20_001, 10)}), "too many table cells"),
+        Hostile(
+            "far-row.xlsx",
+            with_members(
+                xlsx, {sheet: sheet_xml(b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>', b"A1:XFD1048576")}
+            ),
+            "too many table cells",
+        ),
+        Hostile("empty-sheet.xlsx", with_members(xlsx, {sheet: sheet_xml(b"")}), "empty XLSX"),
+        Hostile("huge-table.csv", b"a,b,c\n" + b"1,2,3\n" * 100_000, "too many table cells"),
+        Hostile("one-column.csv", b"question\nwhy?\n", "FAQ CSV needs columns"),
+    ]
+
+
 def catalogue(max_pdf_pages: int) -> list[Hostile]:
     """Every hostile input the loaders must survive (``max_pdf_pages``: the limit in force; the image pixel
     limit in force must be under 16 million)."""
@@ -183,4 +371,5 @@ def catalogue(max_pdf_pages: int) -> list[Hostile]:
         Hostile("nested.jsonl", b'{"question": ' + b"[" * deep + b"]" * deep + b"}\n", "nested too deeply"),
         Hostile("nul-and-surrogate.jsonl", b'{"question": "cat\\u0000 dog", "answer": "lone \\ud800 half"}\n', None),
         Hostile("not-objects.jsonl", b"[1, 2]\n", "expected an object"),
+        *office_catalogue(),
     ]

@@ -7,7 +7,7 @@ a ``LoadError`` naming the problem, in this order and at a cost bounded by the l
 
 1. not a zip at all (an encrypted Office file is an OLE container, not a zip: said so);
 2. the member count the end-of-central-directory record declares, and the size of the central
-   directory (read before ``zipfile`` builds one object per member);
+   directory (at most 256 bytes per allowed member), read before ``zipfile`` builds one object per member;
 3. the real member count, encrypted members, the total *declared* uncompressed size
    (``JASPER_INGEST_MAX_ARCHIVE_MB``) and each large member's compression ratio
    (``JASPER_INGEST_MAX_ARCHIVE_RATIO``);
@@ -39,7 +39,7 @@ EOCD = b"PK\x05\x06"
 EOCD64_LOCATOR = b"PK\x06\x07"
 EOCD_SIZE = 22
 MAX_COMMENT = 65_535
-MAX_CENTRAL_ENTRY_BYTES = 1024  # a generous size per central directory entry (46 bytes + name + extras)
+MAX_CENTRAL_ENTRY_BYTES = 256  # a generous average per central directory entry (46 bytes + name + extras)
 RATIO_FLOOR = 2**20  # the ratio is only checked for members inflating to more than this
 STEP = 2**20
 ENTITY = b"<!ENTITY"
@@ -65,7 +65,10 @@ def check_zip(data: bytes, limits: LoadLimits, kind: str) -> ArchiveFacts:
     declared_members, directory_bytes = _directory(data, kind)
     _check_count(declared_members, limits)
     if directory_bytes > limits.max_archive_members * MAX_CENTRAL_ENTRY_BYTES:
-        raise LoadError(f"corrupt {kind}: zip central directory of {directory_bytes:,} bytes is too large")
+        raise LoadError(
+            f"too many archive members: a central directory of {directory_bytes:,} bytes holds more than "
+            f"{limits.max_archive_members:,} (JASPER_INGEST_MAX_ARCHIVE_MEMBERS)"
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
@@ -105,8 +108,8 @@ def _check_count(count: int, limits: LoadLimits) -> None:
 
 def _too_large(size: int, limits: LoadLimits, what: str) -> LoadError:
     return LoadError(
-        f"archive too large when unpacked: {what} {size / 2**20:,.0f} MiB > limit "
-        f"{limits.max_archive_bytes / 2**20:,.0f} MiB (JASPER_INGEST_MAX_ARCHIVE_MB)"
+        f"archive too large when unpacked: {what} {size / 2**20:,.1f} MiB > limit "
+        f"{limits.max_archive_bytes / 2**20:,.1f} MiB (JASPER_INGEST_MAX_ARCHIVE_MB)"
     )
 
 

@@ -19,12 +19,17 @@ Table cells of one file count against ``JASPER_INGEST_MAX_TABLE_CELLS`` (``table
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from xml.sax import ContentHandler, SAXParseException
 
 import docx
+from defusedxml.sax import parseString
 from docx.opc.exceptions import PackageNotFoundError as DocxPackageError
 from docx.oxml.ns import qn
 from docx.table import Table
@@ -42,6 +47,7 @@ from jasper_rag.ingest.markup import Outline, Section
 from jasper_rag.ingest.tables import CellBudget, table_lines
 
 HEADING_STYLE = re.compile(r"heading ([1-9])", re.IGNORECASE)
+ODT_CONTENT = "content.xml"
 
 
 # ----------------------------------------------------------------- DOCX
@@ -158,10 +164,28 @@ def load_odt(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
     """An OpenDocument text by section under its headings (see the module docstring)."""
     check_zip(data, limits, "ODT")
     with parse_errors("ODT"):
-        document = load_odf(io.BytesIO(data))
+        _check_well_formed(data, ODT_CONTENT)
+        with open(os.devnull, "w") as discard, contextlib.redirect_stdout(discard):
+            document = load_odf(io.BytesIO(data))  # it prints a part it cannot parse, whole, to stdout
+        if getattr(document, "text", None) is None:  # a spreadsheet, drawing or presentation
+            raise LoadError("not an ODT text document: no office:text body")
         outline = Outline()
         _odt_blocks(outline, document.text, CellBudget(limits))
         return _section_pages(outline.sections())
+
+
+def _check_well_formed(data: bytes, name: str) -> None:
+    """Parse one member with expat (no entities, no namespaces) so a damaged part is refused: odfpy only
+    prints such a part and goes on with what it read of it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            part = archive.read(name)
+        except KeyError as err:
+            raise LoadError(f"not an ODT text document: no {name}") from err
+    try:
+        parseString(part, ContentHandler())
+    except SAXParseException as err:
+        raise LoadError(f"corrupt ODT: {name}: {err.getMessage()} (line {err.getLineNumber()})") from err
 
 
 def _odt_blocks(outline: Outline, element, budget: CellBudget, group: object = None) -> None:

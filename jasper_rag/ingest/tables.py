@@ -64,13 +64,17 @@ class CellBudget:
 
 
 def cell_text(value: object) -> str:
-    """One cell as a line of text: numbers without a spurious ``.0``, dates in ISO form, no line breaks."""
+    """One cell as a line of text: numbers without a spurious ``.0``, dates and times in ISO form, no line breaks."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    elif isinstance(value, dt.datetime | dt.date | dt.time):
-        value = value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    elif isinstance(value, dt.datetime) and value.time() == dt.time():  # a date: Excel stores it at midnight
+        value = value.date().isoformat()
+    elif isinstance(value, dt.datetime):
+        value = value.isoformat(sep=" ")
+    elif isinstance(value, dt.date | dt.time):
+        value = value.isoformat()
     return " ".join(str(value)[:MAX_CELL_CHARS].split())
 
 
