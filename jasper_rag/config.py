@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     ingest_parse_memory_mb: int = Field(2048, gt=0, description="Address space of the parsing worker process, MiB.")
     ingest_parse_wall_s: float = Field(120.0, gt=0, description="Wall-clock seconds one file's parsing may take.")
     ingest_ocr: bool = Field(True, description="Recognise the text of scanned PDF pages and images of text (OCR).")
-    ingest_ocr_max_pages: int = Field(  # ~10-12 s CPU per full A4 page (reports/pdf.md): 4 fit in ingest_parse_cpu_s
-        4, gt=0, description="Pages (or images) of one file OCR may read; more are left without text."
+    ingest_ocr_max_pages: int = Field(
+        20,
+        gt=0,
+        description="Pages (or images) of one file OCR may read; more are left without text. OCR also starts no new "
+        "page past 60% of ingest_parse_cpu_s (~10-18 s of CPU per full page: raise both to read more).",
     )
     ingest_max_page_chars: int = Field(
         10_000_000, gt=0, description="Ingestion refuses a file with a page (or section) longer than this."

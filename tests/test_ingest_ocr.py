@@ -98,6 +98,13 @@ def test_scanned_pages_are_recognised_within_the_page_bound() -> None:
     assert pages[2].text == ""
 
 
+def test_ocr_starts_no_page_past_its_cpu_budget() -> None:
+    budget = LoadLimits(max_pdf_pages=100, max_image_pixels=16_000_000, max_ocr_pages=5, ocr_cpu_seconds=1e-6)
+    pages = load_pdf(Path("mixed.pdf"), mixed_pdf([text_image(), text_image()]), budget).pages
+    assert [page.ocr for page in pages] == [False, False, False]
+    assert "distillation" in pages[0].text and pages[1].text == pages[2].text == ""
+
+
 def test_a_scan_without_text_is_refused_naming_ocr() -> None:
     data = scan_only(Image.new("RGB", (400, 300), "gray"))
     with pytest.raises(LoadError, match=r"no text layer.*OCR found no text on the 1 page"):
@@ -123,6 +130,7 @@ def test_without_rapidocr_ocr_is_off_with_one_log_line(monkeypatch, caplog) -> N
 def test_limits_from_settings() -> None:
     settings = Settings(ingest_ocr=True, ingest_ocr_max_pages=3)
     assert LoadLimits.from_settings(settings).max_ocr_pages == 3
+    assert LoadLimits.from_settings(settings).ocr_cpu_seconds == pytest.approx(0.6 * settings.ingest_parse_cpu_s)
     assert LoadLimits.from_settings(Settings(ingest_ocr=False)).max_ocr_pages == 0
 
 

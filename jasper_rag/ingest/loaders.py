@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 import warnings
 import zlib
 from collections.abc import Callable
@@ -42,12 +43,17 @@ class LoadError(Exception):
     """A file that cannot be ingested; the message is the reason shown to the user."""
 
 
+OCR_CPU_SHARE = 0.6  # OCR starts no new page past this share of the parsing CPU allowance: the page it is on
+# (~10-18 s of CPU for a full A4 page, reports/pdf.md) must still end before the worker's limit stops the file
+
+
 @dataclass(frozen=True)
 class LoadLimits:
     """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``), PDF page content decoded for
     text extraction (``JASPER_INGEST_MAX_PDF_CONTENT_MB``, see ``pdf_content_bytes``) and image pixels
     (``JASPER_MAX_IMAGE_PIXELS``, the decompression-bomb guard); ``max_ocr_pages``: pages (or images) of one
-    file whose text OCR may recognise (0: OCR off; ``JASPER_INGEST_OCR``, ``JASPER_INGEST_OCR_MAX_PAGES``);
+    file whose text OCR may recognise (0: OCR off; ``JASPER_INGEST_OCR``, ``JASPER_INGEST_OCR_MAX_PAGES``) and
+    ``ocr_cpu_seconds``: CPU of the file's parsing after which OCR starts no new page (0: no such bound);
     messages per mailbox and bytes per e-mail message (``JASPER_INGEST_MAX_MAIL_MESSAGES``,
     ``JASPER_INGEST_MAX_MAIL_MESSAGE_MB``); zip-based files (``jasper_rag.ingest.archive``): members, inflated
     bytes, compression ratio of a large member (``JASPER_INGEST_MAX_ARCHIVE_MEMBERS``, ``_MB``, ``_RATIO``);
@@ -57,6 +63,7 @@ class LoadLimits:
     max_image_pixels: int
     max_pdf_content_bytes: int = 64 * 2**20
     max_ocr_pages: int = 0
+    ocr_cpu_seconds: float = 0.0
     max_mail_messages: int = 10_000
     max_mail_message_bytes: int = 25 * 2**20
     max_archive_members: int = 10_000
@@ -74,6 +81,7 @@ class LoadLimits:
             settings.max_image_pixels,
             content,
             max_ocr_pages=ocr_pages,
+            ocr_cpu_seconds=settings.ingest_parse_cpu_s * OCR_CPU_SHARE,
             max_mail_messages=settings.ingest_max_mail_messages,
             max_mail_message_bytes=int(settings.ingest_max_mail_message_mb * 2**20),
             max_archive_members=settings.ingest_max_archive_members,
@@ -180,9 +188,11 @@ def load_html(path: Path, data: bytes, limits: LoadLimits | None = None) -> Text
 
 
 def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
-    """PDF, page by page (pypdf, PDFium for the pages pypdf reads glued or not at all: ``pdf_text``); encrypted,
-    empty, damaged, text-less (scanned) and too long PDFs are refused."""
+    """PDF, page by page (pypdf, PDFium for the pages pypdf reads glued or not at all: ``pdf_text``; pages
+    without text by OCR, at most ``limits.max_ocr_pages``); encrypted, empty, damaged, text-less and too long
+    PDFs are refused."""
     limits = limits or LoadLimits.from_settings()
+    started = time.process_time()
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not _unlock(reader):
@@ -209,7 +219,7 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
     try:
         texts = page_texts(list(reader.pages), pdfium_pages)
         pages = [Page(number, text.text) for number, text in enumerate(texts, start=1)]
-        tried = _recognise_pages(pages, pdfium_pages, limits.max_ocr_pages)
+        tried = _recognise_pages(pages, pdfium_pages, limits, started)
     finally:
         pdfium_pages.close()
     if not any(page.text.strip() for page in pages):
@@ -221,13 +231,15 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
     return _require_text(pages)
 
 
-def _recognise_pages(pages: list[Page], pdfium_pages: PdfiumPages, limit: int) -> int:
-    """OCR in place the pages without text (the first ``limit`` of them that draw something); the number tried."""
-    if limit <= 0 or not ocr.available():
+def _recognise_pages(pages: list[Page], pdfium_pages: PdfiumPages, limits: LoadLimits, started: float) -> int:
+    """OCR in place the pages without text (the first ``limits.max_ocr_pages`` of them that draw something, while
+    the CPU used since ``started`` stays under ``limits.ocr_cpu_seconds``); the number tried."""
+    if limits.max_ocr_pages <= 0 or not ocr.available():
         return 0
     tried = 0
     for index, page in enumerate(pages):
-        if tried >= limit:
+        spent = time.process_time() - started
+        if tried >= limits.max_ocr_pages or 0 < limits.ocr_cpu_seconds < spent:
             break
         if page.text.strip():
             continue
@@ -247,6 +259,8 @@ def _ocr_note(tried: int, limits: LoadLimits) -> str:
         return "scanned? OCR is off: JASPER_INGEST_OCR"
     if not ocr.available():
         return "scanned? OCR unavailable: rapidocr-onnxruntime is not installed"
+    if tried == 0:
+        return "its pages draw nothing for OCR to read"
     limit = f" (JASPER_INGEST_OCR_MAX_PAGES={limits.max_ocr_pages})" if tried >= limits.max_ocr_pages else ""
     return f"OCR found no text on the {tried} page(s) it read{limit}"
 
