@@ -315,7 +315,7 @@ def office_catalogue() -> list[Hostile]:
             with_members(epub_, {"OEBPS/chapter-1.xhtml": epub_chapter("t", "h", "&lol9;").encode()}),
             None,
         ),
-        Hostile("not-a-zip.docx", b"PK\x03\x04 but nothing else", "not a DOCX file"),
+        Hostile("not-a-zip.docx", b"PK\x03\x04 but nothing else", "not a valid DOCX file"),
         Hostile("encrypted.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096), "encrypted or legacy DOCX"),
         Hostile(
             "password-member.docx", raw_zip([named(m.name, m, flags=1) for m in zip_members(docx)]), "encrypted DOCX"

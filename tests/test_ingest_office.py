@@ -6,6 +6,7 @@ openpyxl, odfpy; zipfile for EPUB); the hostile ones are in ``tests/hostile_file
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import io
@@ -15,6 +16,8 @@ from pathlib import Path
 import docx
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from odf.opendocument import OpenDocumentSpreadsheet, OpenDocumentText
 from odf.table import Table, TableCell, TableRow
 from odf.text import H, List, ListItem, P
@@ -27,6 +30,7 @@ from jasper_rag.ingest.sample_office import epub_container, epub_package, sample
 from jasper_rag.ingest.tables import ROWS_PER_PAGE
 from jasper_rag.ingest.worker import ParseLimits, ParseWorker
 from tests.hostile_files import deflated, named, raw_zip, repeated
+from tests.test_hardening_files import mutations
 
 LIMITS = LoadLimits(max_pdf_pages=50, max_image_pixels=4_000_000)
 
@@ -303,9 +307,37 @@ def test_samples_are_deterministic_and_load_through_the_parsing_worker():
 @pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx", ".odt", ".epub"])
 def test_zip_formats_refuse_what_is_not_a_zip(suffix):
     kind = suffix[1:].upper()
-    with pytest.raises(LoadError, match=f"not a {kind} file: not a zip archive"):
+    with pytest.raises(LoadError, match=f"not a valid {kind} file: not a zip archive"):
         load(f"x{suffix}", b"just some text")
     with pytest.raises(LoadError, match=f"encrypted or legacy {kind}"):
         load(f"x{suffix}", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512))
-    with pytest.raises(LoadError, match=f"corrupt {kind}|not a {kind} file"):
+    with pytest.raises(LoadError, match=f"corrupt {kind}|not a valid {kind} file"):
         load(f"x{suffix}", sample_files()["team-handbook.docx"][:5000])  # truncated
+
+
+# ----------------------------------------------------------------- fuzzing
+@st.composite
+def member_mutations(draw, seed: bytes) -> bytes:
+    """A zip whose one member's content is mutated, rezipped with a valid CRC (reaching the XML parsers)."""
+    with zipfile.ZipFile(io.BytesIO(seed)) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    target = draw(st.sampled_from(sorted(name for name, body in contents.items() if body)))
+    contents[target] = draw(mutations(contents[target]))
+    return raw_zip([named(name, deflated(body)) for name, body in contents.items()])
+
+
+@pytest.mark.parametrize("name", sorted(sample_files()))
+def test_fuzzed_office_files_load_or_are_refused(name):
+    """Mutated samples (bytes of the file or of one member overwritten, inserted, truncated) never fail
+    other than by ``LoadError``, and what loads is storable text."""
+    seed = sample_files()[name]
+    strategy = mutations(seed) if name.endswith(".csv") else st.one_of(mutations(seed), member_mutations(seed))
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(data=strategy)
+    def loads_or_refuses(data: bytes) -> None:
+        with contextlib.suppress(LoadError):
+            content = load(name, data)
+            assert all("\x00" not in page.text for page in content.pages)
+
+    loads_or_refuses()

@@ -88,7 +88,7 @@ def _directory(data: bytes, kind: str) -> tuple[int, int]:
     """The member count and central directory size the end record declares (its zip64 form if any)."""
     start = data.rfind(EOCD, max(0, len(data) - EOCD_SIZE - MAX_COMMENT))
     if start < 0 or len(data) < start + EOCD_SIZE:
-        raise LoadError(f"not a {kind} file: not a zip archive")
+        raise LoadError(f"not a valid {kind} file: not a zip archive")
     count, size = struct.unpack_from("<HI", data, start + 10)
     locator = start - 20
     if (count == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0 and data[locator : locator + 4] == EOCD64_LOCATOR:
