@@ -166,6 +166,8 @@ def test_other_csv_files_are_tables_stored_as_table():
 def test_csv_tables_are_bounded_and_checked():
     with pytest.raises(LoadError, match="too many table cells: over 5 by CSV line 2"):
         load("wide.csv", b"a,b,c\n1,2,3\n4,5,6\n", dataclasses.replace(LIMITS, max_table_cells=5))
+    wide = load("wide.csv", b"a\n" + b",".join([b"x"] * 20_000) + b"\n")  # past Excel's column letters
+    assert wide.pages[0].text.endswith("Column ACOF: x")
     with pytest.raises(LoadError, match="empty CSV"):
         load("blank.csv", b",,\n,,\n")
     with pytest.raises(LoadError, match="malformed CSV"):

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from openpyxl import load_workbook
-from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from jasper_rag.ingest.archive import check_zip, parse_errors
@@ -96,8 +95,15 @@ def table_lines(rows: Iterable[list[str]]) -> Iterator[str]:
 
 
 def _column(header: list[str], index: int) -> str:
+    """The header's name of column ``index`` (0-based), or its spreadsheet letters: "Column C"."""
     name = header[index] if index < len(header) else ""
-    return name or f"Column {get_column_letter(index + 1)}"
+    if name:
+        return name
+    letters, number = "", index + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"Column {letters}"
 
 
 def table_pages(name: str, lines: Iterable[str]) -> list[Page]:
