@@ -12,6 +12,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .PHONY: images train-vision eval-vision
 .PHONY: eval eval-data eval-faq bench-lexical bench-hybrid
 .PHONY: bench
+.PHONY: bench-pdf pdf-testset
 .PHONY: corpus train
 .PHONY: app demo demo-check
 .PHONY: ingest doctor
@@ -82,6 +83,12 @@ bench-lexical: install  ## BM25 engines side by side (tantivy, bm25s, SQLite FTS
 
 bench-hybrid: install  ## search modes end to end on a real store (dense, lexical, hybrid mix/rrf, funnel): latency with and without query embedding, build times, sizes at 10k/100k chunks -> reports/hybrid.*
 	$(PY) -m jasper_rag.cli bench --suite hybrid
+
+pdf-testset:  ## real typeset PDFs for bench-pdf: Debian documentation packages (apt-get download), each with its copyright file -> .cache/pdf-testset
+	$(PY) -m jasper_rag.bench.pdf_text --fetch
+
+bench-pdf: install pdf-testset  ## PDF text engines (pypdf, PDFium, load_pdf's choice: dictionary words, words recovered, ms/page) and OCR s/page -> reports/pdf.*
+	$(PY) -m jasper_rag.bench.pdf_text
 
 CORPUS  := data/corpus/default.jsonl
 RECIPE  ?= quick

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         20,
         gt=0,
         description="Pages (or images) of one file OCR may read; more are left without text. OCR also starts no new "
-        "page past 60% of ingest_parse_cpu_s (~10-18 s of CPU per full page: raise both to read more).",
+        "page past 60% of ingest_parse_cpu_s (~7-12 s of CPU per full page: raise both to read more).",
     )
     ingest_max_page_chars: int = Field(
         10_000_000, gt=0, description="Ingestion refuses a file with a page (or section) longer than this."

@@ -44,7 +44,7 @@ class LoadError(Exception):
 
 
 OCR_CPU_SHARE = 0.6  # OCR starts no new page past this share of the parsing CPU allowance: the page it is on
-# (~10-18 s of CPU for a full A4 page, reports/pdf.md) must still end before the worker's limit stops the file
+# (~7-12 s of CPU for a full A4 page, reports/pdf.md) must still end before the worker's limit stops the file
 
 
 @dataclass(frozen=True)
