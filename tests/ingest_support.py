@@ -123,7 +123,7 @@ def write_bad_files(folder: Path) -> dict[str, str]:
         "data.xyz": (b"some bytes", "unsupported file type"),
         "broken.png": (b"\x89PNG\r\n\x1a\nnot really", "unreadable image"),
         "bad.jsonl": (b'{"question": "q", "answer": "a"}\nnot json\n', "line 2: invalid JSON"),
-        "nocols.csv": (b"q,a\nx,y\n", "needs columns"),
+        "nocols.csv": (b"question,reply\nx,y\n", "needs columns"),
     }
     for name, (data, _) in files.items():
         (folder / name).write_bytes(data)

@@ -128,13 +128,24 @@ SEED_FILES = {
     ".htm": "rag-primer.html",
     ".csv": "faq.csv",
     ".jsonl": "faq-search.jsonl",
+    ".docx": "team-handbook.docx",
+    ".pptx": "release-slides.pptx",
+    ".xlsx": "model-sizes.xlsx",
+    ".odt": "style-guide.odt",
+    ".epub": "search-notes.epub",
+    ".eml": "support-thread.mbox",
+    ".mbox": "support-thread.mbox",
 }
+WHOLE_SEEDS = {".docx", ".pptx", ".xlsx", ".odt", ".epub"}  # zip files: cut short, every one is just "not a zip"
 
 
 def seed_bytes(suffix: str) -> bytes:
     """A valid file of the type, which the fuzzer mutates (random bytes alone rarely get past a header)."""
     name = SEED_FILES.get(suffix)
-    return (SAMPLE_DIR / name).read_bytes()[:6000] if name else image_seed(suffix)
+    if name is None:
+        return image_seed(suffix)
+    data = (SAMPLE_DIR / name).read_bytes()
+    return data if suffix in WHOLE_SEEDS else data[:6000]
 
 
 @st.composite

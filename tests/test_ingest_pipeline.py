@@ -55,18 +55,27 @@ def test_sample_corpus_every_type_goes_in(tmp_path, encoder):
     assert summary.exit_code == 0, summary.render()
     statuses = {Path(o.path).name: o.status for o in summary.outcomes}
     assert statuses.pop("pipeline.png") == statuses.pop("heads-chart.png") == DocumentStatus.NOT_EMBEDDED
-    assert set(statuses.values()) == {DocumentStatus.INGESTED} and len(statuses) == 9
+    assert set(statuses.values()) == {DocumentStatus.INGESTED} and len(statuses) == 17
+    types = {Path(d.path).name: d.file_type for d in store.documents()}
+    assert {types[name] for name in ("benchmarks.csv", "model-sizes.xlsx")} == {"table", "xlsx"}
+    assert types["faq.csv"] == "faq" and types["support-thread.mbox"] == "email"
     assert store.kinds() == ["chunk", "faq"]
     assert set(store.heads) == set(TINY_HEADS)
     assert check(store).consistent
     views = store.fetch(store.index("chunk", "d8").ids())
     pdf_pages = {v.page for v in views if v.path.endswith("jasper-overview.pdf")}
     assert pdf_pages == {1, 2, 3}
+    assert {v.heading for v in views if v.path.endswith("release-slides.pptx")} >= {"Release 2.0"}
+    scanned = [v for v in views if v.path.endswith("scanned-memo.pdf")]
+    assert scanned and all(v.ocr and v.page == 1 for v in scanned)
+    assert "recognition" in " ".join(v.text for v in scanned)
     assert all(v.page is None for v in views if v.path.endswith(".txt"))
     faq = store.fetch(store.index("faq", "full").ids())
     assert len(faq) == 11 and all(v.answer for v in faq)
     images = [d for d in store.documents() if d.file_type == "image"]
-    assert [(d.status, d.entries) for d in images] == [(DocumentStatus.NOT_EMBEDDED, 1)] * 2
+    # not embedded (no image encoder), but the text OCR reads in them is stored as chunks beside them
+    assert [d.status for d in images] == [DocumentStatus.NOT_EMBEDDED] * 2 and all(d.entries > 1 for d in images)
+    assert any("loaders" in v.text and v.ocr for v in views if v.path.endswith("pipeline.png"))
     assert summary.embedded["chunk"] == len(views) and "chunks" in summary.render()
 
     query = encoder.encode(["funnel search shortlist"], dim=48)

@@ -326,7 +326,9 @@ class Ingestor:
                 return None
             if kind is None:
                 raise LoadError(f"unsupported file type '{path.suffix or path.name}'")
-            self._fill(record, self.parser.load(kind.load, path, data, self.limits), data)
+            content = self.parser.load(kind.load, path, data, self.limits)
+            record.file_type = kind.stored_name(content)  # a .csv is an FAQ or a table
+            self._fill(record, content, data)
         except LoadError as err:
             return self._failed(record, str(err))
         except UnexpectedParseError as err:  # a loader bug or a hostile file, met in the worker

@@ -1,7 +1,9 @@
-"""Rebuild the binary files of the sample corpus (PDFs, images): ``python -m jasper_rag.ingest.sample_build``.
+"""Rebuild the binary files of the sample corpus (PDFs, images, office files, e-book, mailbox):
+``python -m jasper_rag.ingest.sample_build``.
 
-The text of every file is written here, by the project (Apache-2.0). Output is deterministic.
-``text_pdf`` and ``image_pdf`` also serve the tests (text PDFs and a scanned, text-less PDF).
+The text of every file is written by the project (Apache-2.0): here, in ``sample_office`` and in
+``mail.sample_mail``. Output is deterministic. ``text_pdf`` and ``image_pdf`` also serve the tests
+(text PDFs and a scanned, text-less PDF).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fpdf import FPDF
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from jasper_rag.ingest import SAMPLE_DIR
+from jasper_rag.ingest.mail import sample_mail
+from jasper_rag.ingest.sample_office import sample_files
 
 FIXED_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -82,6 +86,31 @@ def pipeline_image() -> Image.Image:
     return image
 
 
+MEMO_LINES = [
+    "Memo: scanned documents",
+    "",
+    "This page is a picture of printed text,",
+    "as a scanner or a phone camera makes it.",
+    "It has no text layer, so the ingestion",
+    "reads it with optical character",
+    "recognition, and every chunk it gives",
+    "says that its text came from OCR.",
+]
+
+
+def scanned_memo() -> Image.Image:
+    """A page of printed text as a picture (DejaVu Sans from matplotlib's package data, Bitstream Vera
+    licence), for the scanned, text-less sample PDF that OCR reads."""
+    import matplotlib
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 40)
+    image = Image.new("L", (1240, 900), 255)
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(MEMO_LINES):
+        draw.text((80, 80 + number * 90), line, fill=0, font=font)
+    return image
+
+
 def heads_chart() -> bytes:
     """A bar chart of the head sizes of the in-house model, as PNG bytes."""
     import matplotlib
@@ -102,11 +131,13 @@ def heads_chart() -> bytes:
 
 
 def build(folder: Path = SAMPLE_DIR) -> list[Path]:
-    """Write the sample PDFs and images into ``folder``; returns the paths written."""
+    """Write the sample's binary files into ``folder``; returns the paths written."""
     outputs = {
         folder / "jasper-overview.pdf": text_pdf(OVERVIEW_PAGES),
         folder / "ingestion-guide.pdf": text_pdf(GUIDE_PAGES),
+        folder / "scanned-memo.pdf": image_pdf(scanned_memo()),
         folder / "images" / "heads-chart.png": heads_chart(),
+        **{folder / name: data for name, data in {**sample_files(), **sample_mail()}.items()},
     }
     buffer = io.BytesIO()
     pipeline_image().save(buffer, format="PNG")
