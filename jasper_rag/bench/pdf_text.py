@@ -4,12 +4,15 @@ Test set: synthetic PDFs built here (words positioned without space characters: 
 Type0/Identity-H embedded TrueType font, as XeTeX writes them, and in a core font; words placed one by
 one with ``Td``; two columns; ligatures and line-end hyphens; headers and footers on every page), plus
 real typeset PDFs fetched by ``make pdf-testset`` into ``.cache/pdf-testset`` (Debian documentation
-packages, each with its copyright file; see ``REAL_PDFS``). Per engine (PDFium, pypdf, and ``load_pdf``'s
-choice between them) and per case: the share of extracted words that are dictionary words, the share of
-the reference words recovered (synthetic cases), and time per page. Then OCR (RapidOCR) on rendered
-pages: words recovered and seconds per page, the first call (model load) apart. The dictionary is the
-whole-word entries of the BERT uncased WordPiece vocabulary shipped with the packaged all-MiniLM-L6-v2
-model (``vocab.txt``, Apache-2.0). Reports: ``reports/pdf.json`` and ``reports/pdf.md`` (from the JSON).
+packages, each with its copyright file; see ``REAL_PDFS``).
+
+Per engine (pypdf, PDFium, every page rebuilt from PDFium's glyph gaps, and ``load_pdf``'s choice) and
+per case: the share of extracted words that are dictionary words, the share of the reference words
+recovered (synthetic cases), glued pages and time per page. Then OCR (RapidOCR) on rendered pages: words
+recovered and seconds per page, the engine's start and first page apart, and a scanned PDF through the
+parsing worker under the default limits (seconds, peak address space). The dictionary is the whole-word
+entries of the BERT uncased WordPiece vocabulary shipped with the packaged all-MiniLM-L6-v2 model
+(``vocab.txt``, Apache-2.0). Reports: ``reports/pdf.json`` and ``reports/pdf.md`` (from the JSON).
 """
 
 from __future__ import annotations
@@ -426,7 +429,6 @@ def text_results(cases: list[Case], repeats: int = 3) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- OCR
-A4_300DPI = (2480, 3508)
 POINTS_PER_INCH = 72
 
 
