@@ -102,6 +102,15 @@ def test_glyph_gaps_split_what_pdfium_glues(cases: dict[str, Case]) -> None:
     assert not glued(repaired) and recall(repaired, case.reference[0]) == 1.0
 
 
+def test_glyph_gap_rebuild_is_bounded_per_file(cases: dict[str, Case]) -> None:
+    pages = PdfiumPages(cases["tj-tight-type0"].data, 1)
+    pages.spaced_left = 10  # fewer characters left than the page holds: PDFium's own text is kept
+    try:
+        assert glued(pages.text(0))
+    finally:
+        pages.close()
+
+
 def test_tight_kerning_the_choice_is_never_worse_than_either_engine(cases: dict[str, Case]) -> None:
     for name in ("tj-tight-type0", "tj-tight-core-font"):
         case = cases[name]

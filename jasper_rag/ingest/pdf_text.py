@@ -32,7 +32,7 @@ LONG_TOKEN_CHARS = 20  # a whitespace-separated token this long is rare in prose
 GLUED_SHARE = 0.3  # a page with more of its characters in long tokens than this reads as glued
 LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st"}
 WORD_GAP_EM = 0.08  # glyph gaps inside a word are kerning (a few hundredths of an em); a word gap is wider
-MAX_SPACED_CHARS = 200_000  # pages with more characters are not rebuilt glyph by glyph (bounded work)
+MAX_SPACED_CHARS = 2_000_000  # characters rebuilt glyph by glyph per file (~1-3 us each: a few seconds at most)
 _NOT_PROSE = re.compile(r"[/_@\\=]")
 _LIGATURE_RE = re.compile("[" + "".join(LIGATURES) + "]")
 
@@ -109,6 +109,7 @@ class PdfiumPages:
         self.data, self.pages = data, pages
         self.document: pdfium.PdfDocument | None = None
         self.failed = False
+        self.spaced_left = MAX_SPACED_CHARS
 
     def open(self) -> pdfium.PdfDocument | None:
         """The document (opened once), or None when PDFium cannot be used on it."""
@@ -131,7 +132,9 @@ class PdfiumPages:
             page = document[index]
             textpage = page.get_textpage()
             text = normalise(textpage.get_text_range())
-            if repair and glued(text) and textpage.count_chars() <= MAX_SPACED_CHARS:
+            chars = textpage.count_chars()
+            if repair and glued(text) and chars <= self.spaced_left:
+                self.spaced_left -= chars
                 rebuilt = normalise(spaced(textpage))
                 return rebuilt if glue_share(rebuilt) < glue_share(text) else text
             return text
