@@ -318,5 +318,5 @@ def test_worker_answers_are_json_never_unpickled(tmp_path) -> None:
     with pytest.raises(ValueError):
         worker._read_answer(parent)
     assert not target.exists()
-    child.send_bytes(b'["ok", ["text", [[1, "page one", null]]]]')
+    child.send_bytes(b'["ok", ["text", [[1, "page one", null, false]]]]')
     assert worker.from_plain(worker._read_answer(parent)[1]).pages[0].text == "page one"
