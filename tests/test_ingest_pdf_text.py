@@ -158,3 +158,43 @@ def test_pdfium_is_not_used_when_it_counts_other_pages(cases: dict[str, Case]) -
     finally:
         pages.close()
     assert PdfiumPages(b"%PDF-1.7\nnot a pdf", 1).text(0) is None
+
+
+def _with_outline(pages: list[str], outline: list[tuple[str, int, str | None]]) -> bytes:
+    """A text PDF with bookmarks: (title, 0-based page, parent title or None), parents first."""
+    from pypdf import PdfWriter
+
+    from jasper_rag.ingest.sample_build import text_pdf
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(text_pdf(pages))))
+    made = {}
+    for title, page, parent in outline:
+        made[title] = writer.add_outline_item(title, page, parent=made.get(parent))
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_pdf_pages_carry_the_heading_of_the_outline_entry_they_sit_under() -> None:
+    pages = ["Preface text.", "Install steps.", "More install steps.", "Offline use.", "Appendix text."]
+    outline = [("Guide", 1, None), ("Install", 1, "Guide"), ("Offline", 3, "Guide"), ("Appendix", 4, None)]
+    loaded = load_pdf(Path("guide.pdf"), _with_outline(pages, outline), LoadLimits(100, 10**6))
+    assert [page.heading for page in loaded.pages] == [
+        None,
+        "Guide > Install",
+        "Guide > Install",
+        "Guide > Offline",
+        "Appendix",
+    ]
+    assert [page.number for page in loaded.pages] == [1, 2, 3, 4, 5]
+
+
+def test_a_damaged_outline_costs_the_headings_not_the_text() -> None:
+    class Broken:
+        @property
+        def outline(self):
+            raise KeyError("/First")
+
+    assert pdf_text.outline_headings(Broken(), 3) == [None, None, None]
+    data = _with_outline(["Only page."], [])
+    assert load_pdf(Path("plain.pdf"), data, LoadLimits(100, 10**6)).pages[0].heading is None

@@ -31,7 +31,7 @@ from pypdf.errors import DependencyError, PyPdfError
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.ingest import ocr
 from jasper_rag.ingest.markup import Section, VisibleText, markdown_sections, rst_sections
-from jasper_rag.ingest.pdf_text import PdfiumPages, page_texts
+from jasper_rag.ingest.pdf_text import PdfiumPages, outline_headings, page_texts
 from jasper_rag.jsonl import json_objects
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files become our reasons
@@ -218,7 +218,8 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
     pdfium_pages = PdfiumPages(data, count)
     try:
         texts = page_texts(list(reader.pages), pdfium_pages)
-        pages = [Page(number, text.text) for number, text in enumerate(texts, start=1)]
+        headings = outline_headings(reader, count)
+        pages = [Page(number, text.text, headings[number - 1]) for number, text in enumerate(texts, start=1)]
         tried = _recognise_pages(pages, pdfium_pages, limits, started)
     finally:
         pdfium_pages.close()
@@ -249,7 +250,7 @@ def _recognise_pages(pages: list[Page], pdfium_pages: PdfiumPages, limits: LoadL
         tried += 1
         text = ocr.recognise(image)
         if text:
-            pages[index] = Page(page.number, text, ocr=True)
+            pages[index] = Page(page.number, text, page.heading, ocr=True)
     return tried
 
 

@@ -199,3 +199,44 @@ def page_texts(pypdf_pages: list, pdfium_pages: PdfiumPages) -> list[PageText]:
     return [
         choose(pypdf_text(page), lambda index=index: pdfium_pages.text(index)) for index, page in enumerate(pypdf_pages)
     ]
+
+
+MAX_OUTLINE_ENTRIES = 10_000
+MAX_OUTLINE_DEPTH = 8
+
+
+def outline_headings(reader, count: int) -> list[str | None]:
+    """Each page's heading from the PDF outline (bookmarks), where the PDF has one: the path ("Chapter >
+    Section") of the last outline entry, in outline order, that starts on or before the page; None before
+    the first entry or without an outline. Bounded (``MAX_OUTLINE_ENTRIES`` entries, ``MAX_OUTLINE_DEPTH``
+    levels); a damaged outline gives no headings, never an error."""
+    starts: list[tuple[int, str]] = []
+
+    def walk(items: list, path: tuple[str, ...]) -> None:
+        title = path
+        for item in items:
+            if len(starts) >= MAX_OUTLINE_ENTRIES:
+                return
+            if isinstance(item, list):
+                if len(title) < MAX_OUTLINE_DEPTH:
+                    walk(item, title)
+                continue
+            title = (*path, " ".join(str(item.title).split())[:200])
+            page = reader.get_destination_page_number(item)
+            if page is not None and 0 <= page < count:
+                starts.append((page, " > ".join(title)))
+
+    try:
+        walk(reader.outline, ())
+    except Exception:  # an outline is optional: a damaged one must not cost the text
+        log.debug("unreadable PDF outline", exc_info=True)
+        return [None] * count
+    first = {}
+    for page, heading in sorted(starts, key=lambda start: start[0]):  # stable: outline order within a page
+        first[page] = heading
+    headings: list[str | None] = []
+    current = None
+    for page in range(count):
+        current = first.get(page, current)
+        headings.append(current)
+    return headings
