@@ -269,6 +269,31 @@ def drm_epub() -> bytes:
     )
 
 
+def mime_parts(parts: int) -> bytes:
+    """A message of ``parts`` sibling text parts."""
+    body = b"".join(b"--b\nContent-Type: text/plain\n\npart\n" for _ in range(parts))
+    return b"Subject: parts\nContent-Type: multipart/mixed; boundary=b\n\n" + body + b"--b--\n"
+
+
+def nested_parts(depth: int) -> bytes:
+    """A message of multiparts nested ``depth`` deep around one text part."""
+    heads = b"".join(b"Content-Type: multipart/mixed; boundary=n%d\n\n--n%d\n" % (i, i) for i in range(depth))
+    return b"Subject: nested\n" + heads + b"Content-Type: text/plain\n\ndeep text\n"
+
+
+def mail_catalogue() -> list[Hostile]:
+    """Hostile e-mail: MIME part floods, deep nesting, giant headers."""
+    giant_subject = b"Subject: " + b"=?utf-8?q?abc?= " * 300_000 + b"\nFrom: " + b"a@b, " * 300_000 + b"\n\nbody\n"
+    params = b"Subject: x\nContent-Type: multipart/mixed; " + b"a=b; " * 200_000 + b"boundary=x\n\nbody\n"
+    return [
+        Hostile("100k-parts.eml", mime_parts(100_000), "too many MIME parts"),
+        Hostile("100k-deep.eml", nested_parts(100_000), "too many MIME parts"),
+        Hostile("giant-subject.eml", giant_subject, None),
+        Hostile("giant-content-type.eml", params, "a Content-* header of"),
+        Hostile("100k-parts.mbox", b"From a@b Mon Nov  2 09:12:00 2026\n" + mime_parts(100_000), "no readable message"),
+    ]
+
+
 def office_catalogue() -> list[Hostile]:
     """Hostile DOCX, PPTX, XLSX, ODT, EPUB and CSV tables (the production archive and table limits)."""
     samples = sample_files()
@@ -372,4 +397,5 @@ def catalogue(max_pdf_pages: int) -> list[Hostile]:
         Hostile("nul-and-surrogate.jsonl", b'{"question": "cat\\u0000 dog", "answer": "lone \\ud800 half"}\n', None),
         Hostile("not-objects.jsonl", b"[1, 2]\n", "expected an object"),
         *office_catalogue(),
+        *mail_catalogue(),
     ]

@@ -16,6 +16,7 @@ from jasper_rag.ingest.loaders import LoadError, LoadLimits, file_type
 from jasper_rag.ingest.mail import MAX_HEADER_CHARS, MAX_MIME_PARTS, NO_SUBJECT, sample_mail
 from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.store.doctor import check
+from tests.hostile_files import mime_parts, nested_parts
 from tests.ingest_support import load_tiny, make_store, save_tiny_model, small_settings
 
 LIMITS = LoadLimits(100, 10**6, max_mail_messages=5, max_mail_message_bytes=2**20)
@@ -133,26 +134,16 @@ def timed(name: str, data: bytes):
     return result, time.perf_counter() - started
 
 
-def multipart(parts: int) -> bytes:
-    body = b"".join(b"--b\nContent-Type: text/plain\n\npart\n" for _ in range(parts))
-    return b"Subject: parts\nContent-Type: multipart/mixed; boundary=b\n\n" + body + b"--b--\n"
-
-
-def nested(depth: int) -> bytes:
-    heads = b"".join(b"Content-Type: multipart/mixed; boundary=n%d\n\n--n%d\n" % (i, i) for i in range(depth))
-    return b"Subject: nested\n" + heads + b"Content-Type: text/plain\n\ndeep text\n"
-
-
 def test_hostile_messages_are_bounded():
-    result, seconds = timed("parts.eml", multipart(100_000))
+    result, seconds = timed("parts.eml", mime_parts(100_000))
     assert isinstance(result, LoadError) and "too many MIME parts" in str(result) and seconds < 2
-    result, _ = timed("fine.eml", multipart(MAX_MIME_PARTS - 1))
+    result, _ = timed("fine.eml", mime_parts(MAX_MIME_PARTS - 1))
     assert result.pages[0].text.count("part") >= MAX_MIME_PARTS - 1
 
-    assert "deep text" in timed("nest.eml", nested(40))[0].pages[0].text
-    result, seconds = timed("deep.eml", nested(MAX_MIME_PARTS))  # within the delimiter bound: parsed or refused
+    assert "deep text" in timed("nest.eml", nested_parts(40))[0].pages[0].text
+    result, seconds = timed("deep.eml", nested_parts(MAX_MIME_PARTS))  # within the delimiter bound: parsed or refused
     assert seconds < 5 and ("nested too deeply" in str(result) or "deep text" in result.pages[0].text)
-    result, seconds = timed("deeper.eml", nested(100_000))
+    result, seconds = timed("deeper.eml", nested_parts(100_000))
     assert "too many MIME parts" in str(result) and seconds < 2
 
     huge_subject = b"Subject: " + b"=?utf-8?q?abc?= " * 300_000 + b"\nFrom: " + b"a@b, " * 300_000 + b"\n\nbody\n"
