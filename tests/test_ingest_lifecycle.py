@@ -190,7 +190,8 @@ def test_watch_follows_added_changed_and_removed_files(tmp_path, encoder, caplog
     watcher.store.close()
 
 
-def test_watch_stops_and_keeps_the_documents_when_the_folder_disappears(tmp_path, encoder):
+@pytest.mark.parametrize("how", ["deleted", "unmounted"])
+def test_watch_stops_and_keeps_the_documents_when_the_folder_disappears(tmp_path, encoder, how):
     folder = tmp_path / "docs"
     write_files(folder, {"a.txt": FILES["a.txt"]})
     _, open_store = cli_store(tmp_path)
@@ -207,10 +208,14 @@ def test_watch_stops_and_keeps_the_documents_when_the_folder_disappears(tmp_path
     thread = threading.Thread(target=run)
     thread.start()
     assert synced.wait(30)
-    shutil.rmtree(folder)
+    if how == "deleted":
+        shutil.rmtree(folder)
+    else:  # an unmounted share leaves its empty mount point, on another device than the share
+        watcher.device = -1
+        (folder / "a.txt").unlink()
     thread.join(30)
     stop.set()
-    assert not thread.is_alive() and "is gone: stopped watching" in str(errors[0])
+    assert not thread.is_alive() and "is gone or on another device now: stopped watching" in str(errors[0])
     assert [Path(doc.path).name for doc in store.documents()] == ["a.txt"]
     store.close()
 

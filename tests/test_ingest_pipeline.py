@@ -245,3 +245,16 @@ def test_documents_whose_vectors_were_lost_are_embedded_again(tmp_path, encoder)
     summary = ingest_paths([folder], encoder, store, small_settings(), progress=False)
     assert {o.status for o in summary.outcomes} == {DocumentStatus.INGESTED}
     assert check(store).consistent and store.index("chunk", "d16").ntotal == 2
+
+
+def test_a_named_folder_that_is_missing_keeps_its_documents(tmp_path, encoder):
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("Exact inner-product search with FAISS.")
+    store = make_store(tmp_path)
+    ingest_paths([folder], encoder, store, small_settings(), progress=False)
+    (folder / "notes.txt").unlink()
+    folder.rmdir()  # an unmounted share, a typo: unknown is not gone
+    summary = ingest_paths([folder], encoder, store, small_settings(), progress=False)
+    assert [(o.status, o.reason) for o in summary.outcomes] == [(DocumentStatus.FAILED, "not found")]
+    assert [Path(d.path).name for d in store.documents()] == ["notes.txt"] and check(store).consistent

@@ -73,11 +73,14 @@ def ingest_command(
         float, typer.Option(min=0.05, help="--watch: seconds without changes before a burst of them is synced.")
     ] = 2.0,
 ) -> None:
-    """Ingest PDFs, text, Markdown, reST, HTML, e-mail (.eml/.mbox), images and FAQ files (.csv/.jsonl).
+    """Ingest PDFs (scanned pages read by OCR), Word (.docx), PowerPoint (.pptx), Excel (.xlsx), OpenDocument
+    (.odt), EPUB, e-mail (.eml/.mbox), Markdown, reST, HTML, text, images (their text read by OCR) and FAQ
+    files (.jsonl, and .csv whose header names question and answer; any other .csv is read as a table).
 
     New and changed files are embedded with every head of the model (one FAISS index per head).
 
-    Unchanged files are skipped; files gone from an ingested folder are removed with their vectors.
+    Unchanged files are skipped; files gone from an ingested folder are removed with their vectors (a named
+    path that does not exist keeps its documents: `jasper-rag remove` removes on purpose).
 
     With --watch FOLDER the command stays on and syncs the folder after each burst of changes, logging what
     happened to each file; every sync commits like an ingest, so stopping it at any moment is safe.
@@ -169,7 +172,8 @@ def remove_command(
 ) -> None:
     """Remove documents from the store: their rows, the vectors of every head and their lexical entries, in one commit.
 
-    The files themselves are left alone: ingesting their folder again brings them back.
+    The files themselves are left alone: ingesting their folder again (or a running `ingest --watch`) brings
+    them back. `remove .` removes every document under the current folder, without asking.
 
     Exit status: 0 when every path named stored documents, 3 when some named none (listed; the others are still
     removed), 1 when it could not run.

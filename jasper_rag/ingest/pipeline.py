@@ -271,7 +271,8 @@ class Ingestor:
                     self.store.clear()
                 self.store.bind_model(self.identity)
                 known = {doc.path: doc for doc in self.store.documents()}
-                self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths], list(found.unlisted))
+                kept = [*found.unlisted, *found.missing]  # unknown is not gone: an unmounted share keeps its documents
+                self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths], kept)
             for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
                 self._add(path, known.get(str(path)))
             self._flush()
@@ -285,7 +286,8 @@ class Ingestor:
         self, known: dict[str, DocumentView], files: list[Path], roots: list[Path], unlisted: list[Path]
     ) -> None:
         """Delete the documents of files that vanished from the given folders; those under a folder that
-        could not be listed are kept (unknown is not gone)."""
+        could not be listed or is missing itself are kept (unknown is not gone: ``jasper-rag remove`` removes
+        on purpose)."""
         present = {str(path) for path in files}
         gone = [
             path for path in known if is_under(path, roots) and path not in present and not is_under(path, unlisted)

@@ -119,6 +119,15 @@ class Watcher:
         self.debounce = debounce
         self.changes = Changes(self.folder, Path(os.path.abspath(store.index_dir)))
         self.summary = WatchSummary(self.folder)
+        self.device = os.stat(self.folder).st_dev  # another device later: the share was unmounted
+
+    def _still_there(self) -> bool:
+        """The folder exists and is on the device it was on when the watch began (an unmounted share
+        leaves an empty mount point behind, which a sync would read as every file deleted)."""
+        try:
+            return self.folder.is_dir() and os.stat(self.folder).st_dev == self.device
+        except OSError:
+            return False
 
     def run(self, stop: threading.Event, on_sync: Callable[[IngestSummary], None] | None = None) -> WatchSummary:
         """Sync once, then after every settled burst of changes, until ``stop`` is set (or Ctrl-C);
@@ -134,8 +143,10 @@ class Watcher:
                 if not self.changes.settled(self.debounce):
                     stop.wait(min(self.debounce / 4, 0.25))
                     continue
-                if not self.folder.is_dir():  # syncing would remove every document of it: an unmounted share?
-                    raise FileNotFoundError(f"{self.folder} is gone: stopped watching, its documents are kept")
+                if not self._still_there():  # syncing would remove every document of it: an unmounted share?
+                    raise FileNotFoundError(
+                        f"{self.folder} is gone or on another device now: stopped watching, its documents are kept"
+                    )
                 changed = self.changes.take()
                 if self._sync(changed, on_sync):
                     retry = self.debounce
