@@ -4,6 +4,7 @@ recognised by OCR, through the store (old stores gain the columns), the searcher
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,20 @@ def test_text_recognised_in_an_image_is_stored_as_ocr_chunks_beside_it(tmp_path,
     chunks = store.fetch(store.index("chunk", "full").ids())
     assert [(c.text, c.ocr, c.path) for c in chunks] == [("Quarterly search latency review", True, str(path))]
     assert ("image" in store.kinds()) is embed_images
+    assert embed_images or "the text OCR read in it is" in record.error
     assert check(store).consistent
     hit = Searcher(store, encoder).search("latency review", k=1, kinds=["chunk"])[0]
     assert hit.ocr and _source(hit).endswith("(OCR)") and Path(hit.path).name == "whiteboard.png"
+
+
+def test_an_ocr_failure_keeps_the_image_without_its_text(tmp_path, monkeypatch, caplog) -> None:
+    from jasper_rag.ingest import loaders, ocr
+
+    def broken(image):
+        raise RuntimeError("onnxruntime: bad allocation")
+
+    monkeypatch.setattr(ocr, "available", lambda: True)
+    monkeypatch.setattr(ocr, "recognise", broken)
+    with caplog.at_level(logging.WARNING, logger=loaders.__name__):
+        content = loaders.load_image(Path("board.png"), _png(), loaders.LoadLimits(10, 10**6, max_ocr_pages=1))
+    assert (content.width, content.text) == (16, ()) and "OCR failed on board.png" in caplog.text

@@ -35,6 +35,7 @@ from jasper_rag.ingest.pdf_text import PdfiumPages, outline_headings, page_texts
 from jasper_rag.jsonl import json_objects
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files become our reasons
+log = logging.getLogger(__name__)
 
 FAQ_FIELDS = ("question", "answer")
 
@@ -401,23 +402,27 @@ def load_image(path: Path, data: bytes, limits: LoadLimits | None = None) -> Ima
                     )
                 image.verify()
                 size, image_format = image.size, image.format or path.suffix.lstrip(".")
-            return ImageContent(*size, image_format, _image_text(data, limits))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise LoadError(f"image too large (decompression bomb guard): {err}") from err
     except UnidentifiedImageError as err:
         raise LoadError("unreadable image: not a format Pillow recognises") from err
     except Exception as err:
         raise LoadError(f"unreadable image: {err}") from err
+    return ImageContent(*size, image_format, _image_text(path, data, limits))
 
 
-def _image_text(data: bytes, limits: LoadLimits) -> tuple[Page, ...]:
+def _image_text(path: Path, data: bytes, limits: LoadLimits) -> tuple[Page, ...]:
     """The text OCR recognises in an image (checked by ``load_image``) as one page; none when OCR is off or
-    unavailable or finds no real text (charts, photos)."""
+    unavailable or finds no real text (charts, photos), or fails on it (logged: the image itself is fine)."""
     if limits.max_ocr_pages <= 0 or not ocr.available():
         return ()
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (ocr.MAX_SIDE, ocr.MAX_SIDE))  # JPEG: decoded at a reduced size
-        text = ocr.recognise(image)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (ocr.MAX_SIDE, ocr.MAX_SIDE))  # JPEG: decoded at a reduced size
+            text = ocr.recognise(image)
+    except Exception as err:  # an OCR engine error, a truncated image's pixels: keep the image, without its text
+        log.warning("OCR failed on %s, stored without its text: %s", path.name, err)
+        return ()
     return (Page(None, storable(text), ocr=True),) if text else ()
 
 

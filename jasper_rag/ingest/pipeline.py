@@ -62,6 +62,7 @@ from jasper_rag.store.heads import embed_image_heads
 log = logging.getLogger(__name__)
 
 NO_IMAGE_ENCODER = "no image encoder yet: stored as an image record, not searchable"
+NO_IMAGE_ENCODER_TEXT = "no image encoder yet: the image is not searchable, the text OCR read in it is"
 MAX_PENDING_FILES = 512
 UNLISTED = "cannot list folder"
 
@@ -372,7 +373,8 @@ class Ingestor:
         if self.images or not isinstance(content, ImageContent):
             record.status = DocumentStatus.INGESTED
         else:
-            record.status, record.error = DocumentStatus.NOT_EMBEDDED, NO_IMAGE_ENCODER
+            record.status = DocumentStatus.NOT_EMBEDDED
+            record.error = NO_IMAGE_ENCODER_TEXT if content.text else NO_IMAGE_ENCODER
 
     def _chunks(self, pages: Sequence[Page]) -> list[Chunk]:
         """The chunks of some pages, each with its page number, span, heading and whether it was OCR'd."""
