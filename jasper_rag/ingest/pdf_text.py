@@ -207,8 +207,8 @@ MAX_OUTLINE_DEPTH = 8
 
 def outline_headings(reader, count: int) -> list[str | None]:
     """Each page's heading from the PDF outline (bookmarks), where the PDF has one: the path ("Chapter >
-    Section") of the last outline entry, in outline order, that starts on or before the page; None before
-    the first entry or without an outline. Bounded (``MAX_OUTLINE_ENTRIES`` entries, ``MAX_OUTLINE_DEPTH``
+    Section") of the outline entry starting on the latest page at or before it (of several on one page, the
+    last in outline order); None before the first entry or without an outline. Bounded (``MAX_OUTLINE_ENTRIES`` entries, ``MAX_OUTLINE_DEPTH``
     levels); a damaged outline gives no headings, never an error."""
     starts: list[tuple[int, str]] = []
 
