@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
+from pypdf import PdfReader
 
 from jasper_rag.ingest.ocr import page_scale
 
@@ -205,11 +206,12 @@ MAX_OUTLINE_ENTRIES = 10_000
 MAX_OUTLINE_DEPTH = 8
 
 
-def outline_headings(reader, count: int) -> list[str | None]:
+def outline_headings(reader: PdfReader, count: int) -> list[str | None]:
     """Each page's heading from the PDF outline (bookmarks), where the PDF has one: the path ("Chapter >
-    Section") of the outline entry starting on the latest page at or before it (of several on one page, the
-    last in outline order); None before the first entry or without an outline. Bounded (``MAX_OUTLINE_ENTRIES`` entries, ``MAX_OUTLINE_DEPTH``
-    levels); a damaged outline gives no headings, never an error."""
+    Section") of the outline entry starting on the latest page at or before it (of several on one page,
+    the last in outline order); None before the first entry or without an outline. Bounded
+    (``MAX_OUTLINE_ENTRIES`` entries, ``MAX_OUTLINE_DEPTH`` levels); a damaged outline gives no headings,
+    never an error."""
     starts: list[tuple[int, str]] = []
 
     def walk(items: list, path: tuple[str, ...]) -> None:
