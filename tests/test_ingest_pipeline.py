@@ -258,3 +258,23 @@ def test_a_named_folder_that_is_missing_keeps_its_documents(tmp_path, encoder):
     summary = ingest_paths([folder], encoder, store, small_settings(), progress=False)
     assert [(o.status, o.reason) for o in summary.outcomes] == [(DocumentStatus.FAILED, "not found")]
     assert [Path(d.path).name for d in store.documents()] == ["notes.txt"] and check(store).consistent
+
+
+def test_failed_files_are_retried_unless_told_to_wait_for_a_change(tmp_path, encoder):
+    from jasper_rag.ingest.pipeline import Ingestor
+    from jasper_rag.ingest.summary import UNCHANGED
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bad.txt").write_bytes(b"cat\x00dog")
+    store = make_store(tmp_path)
+
+    def outcome(retry_failed: bool) -> str:
+        summary = Ingestor(store, encoder, small_settings(), progress=False).run([folder], retry_failed=retry_failed)
+        return summary.outcomes[0].status
+
+    assert outcome(True) == DocumentStatus.FAILED
+    assert outcome(True) == DocumentStatus.FAILED  # a plain ingest reads it again
+    assert outcome(False) == UNCHANGED  # a watcher's later syncs do not
+    (folder / "bad.txt").write_text("cat and dog")
+    assert outcome(False) == DocumentStatus.INGESTED

@@ -246,9 +246,13 @@ class Ingestor:
         self.pending: list[DocumentRecord] = []
         self.roots: dict[Path, Path] = {}
         self.progress = progress
+        self.retry_failed = True
         self.embed_bar = tqdm(desc="embedding", unit="text", total=0, position=1, disable=not progress, leave=False)
 
-    def run(self, paths: Sequence[str | Path], rebuild: bool = False) -> IngestSummary:
+    def run(self, paths: Sequence[str | Path], rebuild: bool = False, retry_failed: bool = True) -> IngestSummary:
+        """Ingest ``paths``; with ``retry_failed`` False, a file that failed before is read again only
+        once its content changed (a watcher's repeated syncs must not re-parse a hostile file each time)."""
+        self.retry_failed = retry_failed
         started = time.perf_counter()
         found = discover(paths)
         files, self.roots = found.files, found.roots
@@ -311,7 +315,10 @@ class Ingestor:
 
     # ----------------------------------------------------------------- one file
     def _done_hash(self, previous: DocumentView | None) -> str | None:
-        """The content hash under which a file needs no work (images wait for an image encoder)."""
+        """The content hash under which a file needs no work (images wait for an image encoder; failed files
+        are retried unless ``retry_failed`` is off)."""
+        if previous is not None and previous.status == DocumentStatus.FAILED and not self.retry_failed:
+            return previous.content_hash
         if previous is None or previous.status not in DocumentStatus.DONE:
             return None
         if previous.status == DocumentStatus.NOT_EMBEDDED and self.images:

@@ -164,7 +164,8 @@ class Watcher:
         """One batch through the Ingestor; False when the store could not be written (kept for a retry)."""
         log.debug("%d changed paths: syncing %s", len(changed), self.folder)
         try:
-            summary = Ingestor(self.store, self.encoder, self.settings, progress=False).run([self.folder])
+            ingestor = Ingestor(self.store, self.encoder, self.settings, progress=False)
+            summary = ingestor.run([self.folder], retry_failed=not self.summary.syncs)  # then: once changed
         except (OSError, SQLAlchemyError) as err:  # a full disk, a database gone away: the last commit is intact
             self.summary.errors += 1
             log.error("sync of %s failed, retrying: %s", self.folder, err)
