@@ -19,6 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+BACKENDS = ("torch", "onnx", "onnx-int8")  # inference backends of the text encoder (jasper_rag.backends)
+
 
 class Settings(BaseSettings):
     """Paths, model names and limits shared by training, ingestion, search, eval and the UI."""
@@ -41,6 +43,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda'.")
     batch_size: int = Field(32, gt=0, description="Encoding batch size.")
     max_length: int = Field(256, gt=8, le=8192, description="Max tokens per text when encoding.")
+    backend: str = Field(
+        "torch", description="Text encoder backend: 'torch' (eager), 'onnx' or 'onnx-int8' (ONNX Runtime, CPU)."
+    )
     eval_tasks: tuple[str, ...] = Field(
         ("scifact", "stsbenchmark", "faq"), description="Default `jasper-rag eval` tasks (names or BEIR folders)."
     )
@@ -84,6 +89,11 @@ class Settings(BaseSettings):
     ingest_max_table_cells: int = Field(
         200_000, gt=0, description="Ingestion refuses tables (XLSX workbooks, CSV, DOCX tables) with more cells."
     )
+    ingest_max_table_chars: int = Field(
+        20_000_000,
+        gt=0,
+        description="Ingestion refuses tables whose text (cells, and column names repeated before values) is longer.",
+    )
     ingest_max_mail_messages: int = Field(10_000, gt=0, description="Ingestion refuses mailboxes with more messages.")
     ingest_max_mail_message_mb: float = Field(
         25.0, gt=0, description="E-mail messages larger than this are refused (skipped inside a mailbox)."
@@ -96,6 +106,13 @@ class Settings(BaseSettings):
         """Unset: the ``eval`` folder of the cache (``JASPER_EVAL_DIR`` or an argument overrides it)."""
         if value is None and "cache_dir" in info.data:
             return info.data["cache_dir"] / "eval"
+        return value
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"unknown backend {value!r}: JASPER_BACKEND must be one of {', '.join(BACKENDS)}")
         return value
 
     @property

@@ -12,6 +12,9 @@ the backbone's ``config.json`` + tokenizer files. An optional vision tower (``at
 ``jasper_rag.vision``) is saved in the same files (its architecture under ``extra["vision"]``) and
 embeds images into every head's space: ``encode_images(images, dim=...)``, or every head at once from
 one pass of the tower: ``encode_image_heads(images)``.
+
+``use_backend`` (``load_encoder``: ``JASPER_BACKEND``) runs the text forward pass on ONNX Runtime instead
+of eager torch (``jasper_rag.backends``); training mode or a new head returns the encoder to torch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,7 +36,10 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from jasper_rag.config import get_settings, resolve_device
+if TYPE_CHECKING:
+    from jasper_rag.backends import OnnxSession
+
+from jasper_rag.config import BACKENDS, get_settings, resolve_device
 from jasper_rag.embedding import normalize_rows
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,7 @@ POOLED = "pooled"  # the one name of the pooled backbone vector (no head) wherev
 VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
 RECIPE_KEY = "recipe"  # EncoderConfig.extra key of the recipe a trained model was distilled with
 DEFAULT_BATCH_SIZE = 32  # texts or images per forward pass of encode (load_encoder: settings batch_size)
+TORCH_BACKEND = BACKENDS[0]
 DEFAULT_MAX_LENGTH = 256  # tokens per text of a model built from a plain backbone (load_encoder: settings)
 
 
@@ -81,6 +89,9 @@ class JasperEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.batch_size = batch_size
+        self.backend = TORCH_BACKEND
+        self._onnx: OnnxSession | None = None  # opened on the first encode with an ONNX backend
+        self._onnx_cache: Path | None = None
         self.heads = nn.ModuleDict()
         for name, dim in config.heads.items():
             self.heads[name] = nn.Linear(self.hidden_size, dim)
@@ -109,6 +120,7 @@ class JasperEncoder(nn.Module):
         if name == POOLED:
             raise ValueError(f"'{POOLED}' names the pooled vector, not a head")
         head = nn.Linear(self.hidden_size, dim).to(self.device)
+        self.use_backend(TORCH_BACKEND)  # an exported graph knows only the heads it was exported with
         self.heads[name] = head
         self.config.heads[name] = dim
         return head
@@ -145,6 +157,36 @@ class JasperEncoder(nn.Module):
         if unknown:
             raise ValueError(f"no head named {unknown}; available: {available}")
         return names
+
+    # ----------------------------------------------------------------- backend
+    def use_backend(self, backend: str, cache_dir: Path | None = None) -> None:
+        """Run the text forward pass on ``backend`` (``jasper_rag.config.BACKENDS``) from now on; ONNX files
+        are exported on first encode under ``<cache_dir>/onnx/`` (default: the settings' cache_dir)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: JASPER_BACKEND must be one of {', '.join(BACKENDS)}")
+        if backend != TORCH_BACKEND:
+            from jasper_rag.backends import require_onnxruntime
+
+            require_onnxruntime()
+        self.backend = backend
+        self._onnx = None
+        self._onnx_cache = None if cache_dir is None else Path(cache_dir)
+
+    def train(self, mode: bool = True) -> JasperEncoder:
+        """Training changes the weights an export froze: training mode returns the encoder to torch."""
+        if mode and self.backend != TORCH_BACKEND:
+            log.info("%s: training mode, backend %s -> %s", self.config.source, self.backend, TORCH_BACKEND)
+            self.use_backend(TORCH_BACKEND)
+        return super().train(mode)
+
+    def onnx_session(self) -> OnnxSession:
+        """The ONNX Runtime session of the current backend (exported and cached on first use)."""
+        if self._onnx is None:
+            from jasper_rag.backends import OnnxSession, cached_onnx
+
+            path = cached_onnx(self, self.backend, self._onnx_cache or get_settings().cache_dir)
+            self._onnx = OnnxSession(path, self.tokenizer, self.config.max_length)
+        return self._onnx
 
     # ----------------------------------------------------------------- forward
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -224,6 +266,10 @@ class JasperEncoder(nn.Module):
         names = self.head_names(heads)
         if len(texts) == 0:
             return {name: np.zeros((0, self.head_dim(name)), dtype=np.float32) for name in names}
+        if self.backend != TORCH_BACKEND:
+            return self.onnx_session().encode_heads(
+                list(texts), names, batch_size or self.batch_size, normalize, show_progress, on_batch
+            )
         was_training = self.training
         self.eval()
         try:
@@ -292,6 +338,16 @@ class JasperEncoder(nn.Module):
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
+        """The identity of this encoder's text vectors: ``weights_fingerprint``, plus the backend's name when
+        its vectors differ from eager by more than ``jasper_rag.backends.IDENTITY_TOLERANCE``."""
+        if self.backend == TORCH_BACKEND:
+            return self.weights_fingerprint()
+        from jasper_rag.backends import KEEPS_IDENTITY
+
+        suffix = "" if self.backend in KEEPS_IDENTITY else f"-{self.backend}"
+        return f"{self.weights_fingerprint()}{suffix}"
+
+    def weights_fingerprint(self) -> str:
         """A short hash of the text side's configuration and tensors: changes whenever text vectors can.
 
         The vision tower and other ``extra`` metadata (e.g. the FAQ calibration) are left out, so
@@ -385,16 +441,20 @@ def load_encoder(name_or_path: str | Path, device: str | None = None) -> JasperE
     """The one way to load an encoder: a saved JasperEncoder folder, a packaged short name
     (``minilm-l6``) or any transformers / sentence-transformers folder.
 
-    The settings are read here, once: the device (when ``device`` is None), the encoding batch size
-    and, for a plain backbone, the max tokens per text; ``encode`` itself never reads them."""
+    The settings are read here, once: the device (when ``device`` is None), the encoding batch size,
+    the backend (``JASPER_BACKEND``) and, for a plain backbone, the max tokens per text; ``encode``
+    itself never reads them."""
     from jasper_rag.weights import model_path
 
     settings = get_settings()
     device = resolve_device(device or settings.device)
     path = Path(name_or_path)
     if (path / CONFIG_FILE).is_file():
-        return JasperEncoder.from_saved(path, device=device, batch_size=settings.batch_size)
-    source = path.name if path.is_dir() else str(name_or_path)
-    return JasperEncoder.from_backbone(
-        model_path(name_or_path), settings.max_length, device, source, batch_size=settings.batch_size
-    )
+        encoder = JasperEncoder.from_saved(path, device=device, batch_size=settings.batch_size)
+    else:
+        source = path.name if path.is_dir() else str(name_or_path)
+        encoder = JasperEncoder.from_backbone(
+            model_path(name_or_path), settings.max_length, device, source, batch_size=settings.batch_size
+        )
+    encoder.use_backend(settings.backend, settings.cache_dir)
+    return encoder

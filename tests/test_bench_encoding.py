@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from transformers import BertConfig
 
+from jasper_rag.backends import OnnxEncoder
 from jasper_rag.bench.encoding import TextSamples, cut_to_tokens, measure_encoder, transformer_flops
-from jasper_rag.bench.onnx_runtime import OnnxEncoder
 from jasper_rag.bench.quality import VariantQuality, qualifying
 from jasper_rag.bench.stats import Latency, Spread, call_latency, rates
 from jasper_rag.embedding import TextEncoder

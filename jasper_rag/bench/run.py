@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from jasper_rag.backends import OnnxEncoder
 from jasper_rag.bench import report
 from jasper_rag.bench.encoding import TextSamples, cut_to_tokens, mean_tokens, measure_encoders, transformer_flops
 from jasper_rag.bench.ingestion import measure_ingestion
 from jasper_rag.bench.machine import Machine, peak_matmul_gflops
-from jasper_rag.bench.onnx_runtime import OnnxEncoder
 from jasper_rag.bench.quality import qualifying, score_variants
 from jasper_rag.bench.search import SearchBench
 from jasper_rag.bench.training import measure_training
