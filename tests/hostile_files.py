@@ -239,6 +239,23 @@ def many_cells_sheet(rows: int, columns: int) -> bytes:
     return sheet_xml(b"".join(b'<row r="%d">%s</row>' % (row, cells) for row in range(1, rows + 1)))
 
 
+def shared_string_xlsx(xlsx: bytes, text: bytes, cells: int) -> bytes:
+    """``xlsx`` with one sheet of ``cells`` cells (100 a row) that all show shared string 0, ``text``."""
+    types_name, strings_name = "[Content_Types].xml", "xl/sharedStrings.xml"
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as archive:
+        types = archive.read(types_name)
+    override = (
+        b'<Override PartName="/%s" ContentType="application/'
+        b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>' % strings_name.encode()
+    )
+    ns = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    strings = b'<sst xmlns="%s" count="1" uniqueCount="1"><si><t>%s</t></si></sst>' % (ns, text)
+    row = b'<c t="s"><v>0</v></c>' * 100
+    rows = b"".join(b'<row r="%d">%s</row>' % (number, row) for number in range(1, cells // 100 + 1))
+    replace = {types_name: types.replace(b"</Types>", override), "xl/worksheets/sheet1.xml": sheet_xml(rows)}
+    return with_members(xlsx, replace, extra=(named(strings_name, deflated(strings)),))
+
+
 def epub(container: bytes, files: dict[str, bytes]) -> bytes:
     """An EPUB of a container document and other files, as given."""
     out = io.BytesIO()
@@ -267,6 +284,24 @@ def drm_epub() -> bytes:
             "META-INF/encryption.xml": encryption,
         },
     )
+
+
+def repeated_spine_epub(chapter_chars: int, times: int) -> bytes:
+    """An EPUB whose spine lists its one chapter (``chapter_chars`` of text) ``times`` times."""
+    text = "the cat sat on the mat. " * (chapter_chars // 24)
+    return epub(
+        epub_container("OEBPS/content.opf").encode(),
+        {
+            "OEBPS/content.opf": epub_package(["chapter-1.xhtml"] * times).encode(),
+            "OEBPS/chapter-1.xhtml": epub_chapter("Cats", "Cats", text).encode(),
+        },
+    )
+
+
+def long_header_csv(columns: int, name_chars: int, rows: int) -> bytes:
+    """A CSV table whose ``columns`` header names are ``name_chars`` long each, over ``rows`` short rows."""
+    header = b",".join(b"%d" % column + b"h" * name_chars for column in range(columns))
+    return header + b"\n" + (b",".join([b"1"] * columns) + b"\n") * rows
 
 
 def mime_parts(parts: int) -> bytes:
@@ -356,6 +391,9 @@ def office_catalogue() -> list[Hostile]:
         Hostile("empty-sheet.xlsx", with_members(xlsx, {sheet: sheet_xml(b"")}), "empty XLSX"),
         Hostile("huge-table.csv", b"a,b,c\n" + b"1,2,3\n" * 100_000, "too many table cells"),
         Hostile("one-column.csv", b"question\nwhy?\n", "FAQ CSV needs columns"),
+        Hostile("repeated-spine.epub", repeated_spine_epub(20_000, 5_000), None),  # was 100 M characters, now 20 k
+        Hostile("shared-string.xlsx", shared_string_xlsx(xlsx, b"x" * 32_000, 11_300), "too much table text"),
+        Hostile("long-header.csv", long_header_csv(18, 32_000, 20), None),  # was 11.5 M characters, now 38 k
     ]
 
 

@@ -24,12 +24,22 @@ from odf.text import H, List, ListItem, P
 from pptx import Presentation
 from pptx.util import Inches
 
+from jasper_rag.config import Settings
+from jasper_rag.ingest import epub
 from jasper_rag.ingest.archive import check_zip
 from jasper_rag.ingest.loaders import FILE_TYPES, FaqContent, LoadError, LoadLimits, TextContent, file_type
 from jasper_rag.ingest.sample_office import epub_container, epub_package, sample_files
-from jasper_rag.ingest.tables import ROWS_PER_PAGE
+from jasper_rag.ingest.tables import MAX_COLUMN_NAME_CHARS, ROWS_PER_PAGE
 from jasper_rag.ingest.worker import ParseLimits, ParseWorker
-from tests.hostile_files import deflated, named, raw_zip, repeated
+from tests.hostile_files import (
+    deflated,
+    long_header_csv,
+    named,
+    raw_zip,
+    repeated,
+    repeated_spine_epub,
+    shared_string_xlsx,
+)
 from tests.test_hardening_files import mutations
 
 LIMITS = LoadLimits(max_pdf_pages=50, max_image_pixels=4_000_000)
@@ -174,6 +184,41 @@ def test_csv_tables_are_bounded_and_checked():
         load("long.csv", b"a,b\n" + b"x" * 200_000 + b",y\n")
 
 
+def test_table_text_is_bounded_by_its_own_setting():
+    assert LoadLimits.from_settings(Settings(ingest_max_table_chars=1234)).max_table_chars == 1234
+    assert LIMITS.max_table_chars == Settings().ingest_max_table_chars == 20_000_000
+    tight = dataclasses.replace(LIMITS, max_table_chars=20)
+    with pytest.raises(LoadError, match=r"too much table text: over 20 characters by CSV line 2 \(JASPER_INGEST_MAX"):
+        load("cells.csv", b"a,b\n" + b"x" * 30 + b",y\n", tight)
+    with pytest.raises(LoadError, match="over 20 characters by the column names repeated in each row"):
+        load("names.csv", b"name,size\nab,1\ncd,2\nef,3\n", tight)  # 14 characters of cells, 21 of names
+
+
+def test_xlsx_cells_that_all_show_one_long_shared_string_are_refused_past_the_text_limit():
+    xlsx = sample_files()["model-sizes.xlsx"]
+    content = load("shared.xlsx", shared_string_xlsx(xlsx, b"x" * 1000, 300))
+    assert sum(len(page.text) for page in content.pages) < 300_000  # 300 cells: 1000 + the name cut to 100 each
+    with pytest.raises(LoadError, match=r"too much table text: over 150,000 characters by sheet 'Encoders'"):
+        load(
+            "shared.xlsx",
+            shared_string_xlsx(xlsx, b"x" * 1000, 300),
+            dataclasses.replace(LIMITS, max_table_chars=150_000),
+        )
+    with pytest.raises(LoadError, match=r"over 20,000,000 characters .*\(JASPER_INGEST_MAX_TABLE_CHARS\)"):
+        load("shared.xlsx", shared_string_xlsx(xlsx, b"x" * 32_000, 11_300))  # 360 M characters of cells
+
+
+def test_long_column_names_are_cut_before_every_value_in_csv_and_docx_tables():
+    content = load("long.csv", long_header_csv(2, 5000, 3))
+    name = "0" + "h" * (MAX_COLUMN_NAME_CHARS - 1)
+    assert content.pages[0].text.splitlines()[2] == f"{name}: 1; 1{'h' * (MAX_COLUMN_NAME_CHARS - 1)}: 1"
+    assert sum(len(page.text) for page in content.pages) < 12_000  # the header row itself, then ~200 per row
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=1)
+    table.cell(0, 0).text, table.cell(1, 0).text = "n" * 500, "value"
+    assert load("long.docx", saved(document.save)).pages[0].text == f"{'n' * MAX_COLUMN_NAME_CHARS}: value"
+
+
 # ----------------------------------------------------------------- ODT
 def test_odt_sections_by_text_headings_with_lists_and_tables():
     document = OpenDocumentText()
@@ -266,6 +311,26 @@ def test_epub_errors_name_the_problem():
     blank = epub_bytes({"OEBPS/content.opf": epub_package(["a.xhtml"]), "OEBPS/a.xhtml": chapter("")})
     with pytest.raises(LoadError, match="empty EPUB: none of its 1 spine documents has text"):
         load("blank.epub", blank)
+
+
+def test_epub_chapters_the_spine_repeats_are_read_once_in_first_order():
+    content = load("repeated.epub", repeated_spine_epub(10_000, 200))
+    assert len(content.pages) == 1 and len(content.pages[0].text) < 10_100
+    files = {
+        "OEBPS/content.opf": epub_package(["a.xhtml", "b.xhtml", "a.xhtml"]),
+        "OEBPS/a.xhtml": chapter("<h1>A</h1><p>first</p>"),
+        "OEBPS/b.xhtml": chapter("<h1>B</h1><p>second</p>"),
+    }
+    assert headings(load("aba.epub", epub_bytes(files))) == ["A", "B"]
+
+
+def test_epub_chapters_read_are_bounded_by_the_archive_limit(monkeypatch):
+    monkeypatch.setattr(epub, "check_zip", lambda data, limits, kind: None)  # the zip guard would refuse first
+    book = epub_bytes({"OEBPS/content.opf": epub_package(["a.xhtml"]), "OEBPS/a.xhtml": chapter("<p>" + "x" * 5000)})
+    with pytest.raises(
+        LoadError, match=r"EPUB chapters too large: .* by 'OEBPS/a.xhtml' \(JASPER_INGEST_MAX_ARCHIVE_MB\)"
+    ):
+        load("big.epub", book, dataclasses.replace(LIMITS, max_archive_bytes=4096))
 
 
 # ----------------------------------------------------------------- the zip guard

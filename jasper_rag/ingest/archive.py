@@ -99,6 +99,7 @@ def _directory(data: bytes, kind: str) -> tuple[int, int]:
 
 
 def _check_count(count: int, limits: LoadLimits) -> None:
+    """Refuse an archive of more than ``limits.max_archive_members`` members."""
     if count > limits.max_archive_members:
         raise LoadError(
             f"too many archive members: {count:,} > limit {limits.max_archive_members:,} "
@@ -107,6 +108,7 @@ def _check_count(count: int, limits: LoadLimits) -> None:
 
 
 def _too_large(size: int, limits: LoadLimits, what: str) -> LoadError:
+    """The error for an archive of ``size`` unpacked bytes, past ``limits.max_archive_bytes``."""
     return LoadError(
         f"archive too large when unpacked: {what} {size / 2**20:,.1f} MiB > limit "
         f"{limits.max_archive_bytes / 2**20:,.1f} MiB (JASPER_INGEST_MAX_ARCHIVE_MB)"

@@ -9,6 +9,8 @@ DTDs, network access or huge-tree mode; chapter paths are looked up as archive m
 (nothing is ever written or opened outside the archive). A book whose chapters are encrypted
 (``META-INF/encryption.xml``: DRM) is refused; obfuscated fonts do not matter. A chapter without text
 (a cover image) or one that cannot be decoded is skipped; a book with no readable chapter is refused.
+A chapter the spine lists again is read once (where it first appears), and the chapters read may unpack
+to at most ``limits.max_archive_bytes`` together (``JASPER_INGEST_MAX_ARCHIVE_MB``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urllib.parse import unquote
 from lxml import etree
 
 from jasper_rag.ingest.archive import check_zip, parse_errors
-from jasper_rag.ingest.loaders import LoadError, LoadLimits, Page, TextContent, _require_text, load_html
+from jasper_rag.ingest.loaders import LoadError, LoadLimits, Page, TextContent, load_html, require_text
 
 CONTAINER = "META-INF/container.xml"
 ENCRYPTION = "META-INF/encryption.xml"
@@ -41,13 +43,23 @@ def load_epub(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
         locked = encrypted(book) & set(chapters)
         if locked:
             raise LoadError(f"encrypted EPUB (DRM): {len(locked)} of its {len(chapters)} chapters are encrypted")
-        pages = [page for name in chapters for page in _chapter_pages(book, name)]
+        pages, read = [], 0
+        for name in chapters:
+            chapter = _chapter(book, name)
+            read += len(chapter)
+            if read > limits.max_archive_bytes:
+                raise LoadError(
+                    f"EPUB chapters too large: over {limits.max_archive_bytes / 2**20:,.1f} MiB read by {name!r} "
+                    "(JASPER_INGEST_MAX_ARCHIVE_MB)"
+                )
+            pages += _chapter_pages(name, chapter)
     if not pages:
         raise LoadError(f"empty EPUB: none of its {len(chapters)} spine documents has text")
-    return _require_text(pages)
+    return require_text(pages)
 
 
 def _xml(book: zipfile.ZipFile, name: str) -> etree._Element:
+    """Member ``name`` parsed safely (``SAFE_XML``); ``LoadError`` when the book has no such member."""
     try:
         return etree.fromstring(book.read(name), SAFE_XML)
     except KeyError as err:
@@ -55,7 +67,7 @@ def _xml(book: zipfile.ZipFile, name: str) -> etree._Element:
 
 
 def spine(book: zipfile.ZipFile) -> list[str]:
-    """The archive names of the spine's XHTML documents, in reading order."""
+    """The archive names of the spine's XHTML documents, in reading order, each once (where it first appears)."""
     rootfile = _xml(book, CONTAINER).find(f".//{{{CONTAINER_NS}}}rootfile")
     package_path = rootfile.get("full-path") if rootfile is not None else None
     if not package_path:
@@ -71,7 +83,7 @@ def spine(book: zipfile.ZipFile) -> list[str]:
         href, media_type = manifest.get(itemref.get("idref"), ("", ""))
         if href and media_type in CHAPTER_TYPES:
             names.append(member_name(folder, href))
-    return names
+    return list(dict.fromkeys(names))
 
 
 def member_name(folder: str, href: str) -> str:
@@ -87,9 +99,17 @@ def encrypted(book: zipfile.ZipFile) -> set[str]:
     return {member_name("", reference.get("URI") or "") for reference in references}
 
 
-def _chapter_pages(book: zipfile.ZipFile, name: str) -> list[Page]:
+def _chapter(book: zipfile.ZipFile, name: str) -> bytes:
+    """The bytes of chapter ``name``; empty when the book lacks it."""
+    try:
+        return book.read(name)
+    except KeyError:
+        return b""
+
+
+def _chapter_pages(name: str, chapter: bytes) -> list[Page]:
     """One chapter's sections; none when it is missing, has no text or cannot be decoded."""
     try:
-        return load_html(Path(name), book.read(name)).pages
-    except (KeyError, LoadError):
+        return load_html(Path(name), chapter).pages
+    except LoadError:
         return []

@@ -58,7 +58,7 @@ class LoadLimits:
     messages per mailbox and bytes per e-mail message (``JASPER_INGEST_MAX_MAIL_MESSAGES``,
     ``JASPER_INGEST_MAX_MAIL_MESSAGE_MB``); zip-based files (``jasper_rag.ingest.archive``): members, inflated
     bytes, compression ratio of a large member (``JASPER_INGEST_MAX_ARCHIVE_MEMBERS``, ``_MB``, ``_RATIO``);
-    cells per table file (``JASPER_INGEST_MAX_TABLE_CELLS``)."""
+    cells and characters of text per table file (``JASPER_INGEST_MAX_TABLE_CELLS``, ``_CHARS``)."""
 
     max_pdf_pages: int
     max_image_pixels: int
@@ -71,6 +71,7 @@ class LoadLimits:
     max_archive_bytes: int = 128 * 2**20
     max_archive_ratio: float = 500.0
     max_table_cells: int = 200_000
+    max_table_chars: int = 20_000_000
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LoadLimits:
@@ -89,6 +90,7 @@ class LoadLimits:
             max_archive_bytes=int(settings.ingest_max_archive_mb * 2**20),
             max_archive_ratio=settings.ingest_max_archive_ratio,
             max_table_cells=settings.ingest_max_table_cells,
+            max_table_chars=settings.ingest_max_table_chars,
         )
 
 
@@ -145,32 +147,34 @@ def decode_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _require_text(pages: list[Page]) -> TextContent:
+def require_text(pages: list[Page], *, message: str = "empty: no text") -> TextContent:
+    """``pages`` with storable text (``storable``); ``LoadError(message)`` when none has any text."""
     pages = [
         Page(page.number, storable(page.text), page.heading and storable(page.heading), page.ocr) for page in pages
     ]
     if not any(page.text.strip() for page in pages):
-        raise LoadError("empty: no text")
+        raise LoadError(message)
     return TextContent(pages)
 
 
-def _section_pages(sections: list[Section]) -> TextContent:
-    return _require_text([Page(None, section.text, section.heading) for section in sections])
+def section_pages(sections: list[Section]) -> TextContent:
+    """One page per section (its heading path kept), through ``require_text``."""
+    return require_text([Page(None, section.text, section.heading) for section in sections])
 
 
 def load_text(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
     """Plain text: the decoded file as one page, as it is."""
-    return _require_text([Page(None, decode_text(data))])
+    return require_text([Page(None, decode_text(data))])
 
 
 def load_markdown(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
     """Markdown: plain text (no markup) by section, headings as structure (see the module docstring)."""
-    return _section_pages(markdown_sections(decode_text(data)))
+    return section_pages(markdown_sections(decode_text(data)))
 
 
 def load_rst(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
     """reStructuredText: plain text (no markup) by section, titles as structure (see the module docstring)."""
-    return _section_pages(rst_sections(decode_text(data)))
+    return section_pages(rst_sections(decode_text(data)))
 
 
 def load_html(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
@@ -185,7 +189,7 @@ def load_html(path: Path, data: bytes, limits: LoadLimits | None = None) -> Text
     if parser.rawdata:  # an unfinished tag, comment or declaration: close it here, or close() rescans the
         parser.feed(">")  # rest of the file once per '<' in it (quadratic time, CVE-2025-6069)
     parser.close()
-    return _section_pages(parser.sections())
+    return section_pages(parser.sections())
 
 
 def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextContent:
@@ -230,7 +234,7 @@ def load_pdf(path: Path, data: bytes, limits: LoadLimits | None = None) -> TextC
         raise LoadError(
             f"no text layer: none of its {count} pages has extractable text ({_ocr_note(tried, limits)}){detail}"
         )
-    return _require_text(pages)
+    return require_text(pages)
 
 
 def _recognise_pages(pages: list[Page], pdfium_pages: PdfiumPages, limits: LoadLimits, started: float) -> int:

@@ -27,7 +27,7 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from jasper_rag.ingest.loaders import LoadError, LoadLimits, Page, TextContent, load_html, storable
+from jasper_rag.ingest.loaders import LoadError, LoadLimits, Page, TextContent, load_html, require_text, storable
 from jasper_rag.ingest.markup import heading_line
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ MAX_MIME_HEADER_BYTES = 4096
 MAX_HEADER_CHARS = 1000
 MAX_ATTACHMENTS_LISTED = 50
 NO_SUBJECT = "(no subject)"
+NO_TEXT = "empty: no message text"
 MBOX_FROM = re.compile(rb"^From ", re.MULTILINE)
 MBOXRD_QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -44,7 +45,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 def load_eml(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
     """One message (see the module docstring)."""
-    return _require_text([message_page(data, None, limits)])
+    return require_text([message_page(data, None, limits)], message=NO_TEXT)
 
 
 def load_mbox(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
@@ -59,13 +60,7 @@ def load_mbox(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
         raise LoadError(f"no readable message: {len(refused)} refused ({refused[0]})")
     if refused:
         log.warning("%s: %d of %d messages skipped (%s)", path, len(refused), len(refused) + len(pages), refused[0])
-    return _require_text(pages)
-
-
-def _require_text(pages: list[Page]) -> TextContent:
-    if not pages or not any(page.text.strip() for page in pages):
-        raise LoadError("empty: no message text")
-    return TextContent(pages)
+    return require_text(pages, message=NO_TEXT)
 
 
 def split_mbox(data: bytes, max_messages: int) -> list[bytes]:

@@ -14,7 +14,8 @@ python-pptx: lxml with ``resolve_entities=False``; odfpy: defusedxml's SAX parse
 - ODT: the body in order; ``text:h`` headings (by ``outline-level``) start sections, paragraphs, lists
   and tables as for DOCX (repeated rows and cells are read once).
 
-Table cells of one file count against ``JASPER_INGEST_MAX_TABLE_CELLS`` (``tables.CellBudget``).
+Table cells and text of one file count against ``JASPER_INGEST_MAX_TABLE_CELLS`` and
+``JASPER_INGEST_MAX_TABLE_CHARS`` (``tables.CellBudget``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax import ContentHandler, SAXParseException
 
 import docx
@@ -42,9 +44,18 @@ from pptx.exc import PackageNotFoundError as PptxPackageError
 from pptx.shapes.group import GroupShape
 
 from jasper_rag.ingest.archive import check_zip, parse_errors
-from jasper_rag.ingest.loaders import LoadError, LoadLimits, Page, TextContent, _require_text, _section_pages
+from jasper_rag.ingest.loaders import LoadError, LoadLimits, Page, TextContent, require_text, section_pages
 from jasper_rag.ingest.markup import Outline, Section
 from jasper_rag.ingest.tables import CellBudget, table_lines
+
+if TYPE_CHECKING:
+    from docx.document import Document as DocxDocument
+    from lxml import etree
+    from odf.element import Element
+    from pptx.shapes.base import BaseShape
+    from pptx.shapes.shapetree import GroupShapes, SlideShapes
+    from pptx.slide import Slide
+    from pptx.table import Table as PptxTable
 
 HEADING_STYLE = re.compile(r"heading ([1-9])", re.IGNORECASE)
 ODT_CONTENT = "content.xml"
@@ -62,11 +73,11 @@ def load_docx(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
             if isinstance(block, Paragraph):
                 _docx_paragraph(outline, block, styles)
             else:
-                _table(outline, _docx_rows(block, budget))
-        return _section_pages(outline.sections())
+                _table(outline, _docx_rows(block, budget), budget)
+        return section_pages(outline.sections())
 
 
-def _docx_blocks(parent, document) -> Iterator[Paragraph | Table]:
+def _docx_blocks(parent: etree._Element, document: DocxDocument) -> Iterator[Paragraph | Table]:
     """Paragraphs and tables of the body in order, through content controls (``w:sdt``)."""
     for child in parent.iterchildren():
         if child.tag == qn("w:p"):
@@ -79,6 +90,7 @@ def _docx_blocks(parent, document) -> Iterator[Paragraph | Table]:
 
 
 def _docx_paragraph(outline: Outline, paragraph: Paragraph, styles: dict[str, str]) -> None:
+    """A paragraph into ``outline``: a heading when its style is one, else a block of text."""
     level = _heading_level(styles.get(paragraph._p.style or "", ""))
     if level is None:
         outline.block(paragraph.text)
@@ -99,18 +111,19 @@ def _docx_rows(table: Table, budget: CellBudget) -> Iterator[list[str]]:
     for tr in table._tbl.tr_lst:
         cells = tr.tc_lst
         budget.take(len(cells), "a DOCX table")
-        yield [_docx_cell_text(cell) for cell in cells]
+        yield budget.texts((_docx_cell_text(cell) for cell in cells), "a DOCX table")
 
 
-def _docx_cell_text(cell) -> str:
+def _docx_cell_text(cell: etree._Element) -> str:
     """A cell's paragraphs (nested tables' included) on one line; field codes and deletions left out."""
     paragraphs = ("".join(paragraph.itertext(qn("w:t"))) for paragraph in cell.iter(qn("w:p")))
     return " ".join(" ".join(paragraphs).split())
 
 
-def _table(outline: Outline, rows: Iterator[list[str]]) -> None:
+def _table(outline: Outline, rows: Iterator[list[str]], budget: CellBudget) -> None:
+    """A table's lines into ``outline`` as one group of blocks (kept together when chunked)."""
     group = object()
-    for line in table_lines(rows):
+    for line in table_lines(rows, budget):
         outline.block(line, group)
     outline.end_group()
 
@@ -125,10 +138,11 @@ def load_pptx(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
         pages = [_slide_page(number, slide, budget) for number, slide in enumerate(deck.slides, start=1)]
     if not pages:
         raise LoadError("empty PPTX: no slides")
-    return _require_text(pages)
+    return require_text(pages)
 
 
-def _slide_page(number: int, slide, budget: CellBudget) -> Page:
+def _slide_page(number: int, slide: Slide, budget: CellBudget) -> Page:
+    """Slide ``number`` as a page headed by its title: its shapes' text, then its speaker notes."""
     title_shape = slide.shapes.title
     title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
     parts = [text for text in _shape_texts(slide.shapes, title_shape, budget) if text.strip()]
@@ -140,7 +154,8 @@ def _slide_page(number: int, slide, budget: CellBudget) -> Page:
     return Page(number, section.text, section.heading)
 
 
-def _shape_texts(shapes, title_shape, budget: CellBudget) -> Iterator[str]:
+def _shape_texts(shapes: SlideShapes | GroupShapes, title_shape: BaseShape | None, budget: CellBudget) -> Iterator[str]:
+    """The text of each shape but the title, in slide order: groups read through, tables as rows."""
     for shape in shapes:
         if title_shape is not None and shape.shape_id == title_shape.shape_id:
             continue
@@ -149,14 +164,15 @@ def _shape_texts(shapes, title_shape, budget: CellBudget) -> Iterator[str]:
         elif shape.has_text_frame:
             yield shape.text_frame.text
         elif shape.has_table:
-            yield "\n".join(table_lines(_pptx_rows(shape.table, budget)))
+            yield "\n".join(table_lines(_pptx_rows(shape.table, budget), budget))
 
 
-def _pptx_rows(table, budget: CellBudget) -> Iterator[list[str]]:
+def _pptx_rows(table: PptxTable, budget: CellBudget) -> Iterator[list[str]]:
+    """Each row's cell texts, counted against ``budget``."""
     for row in table.rows:
         cells = list(row.cells)
         budget.take(len(cells), "a PPTX table")
-        yield [" ".join(cell.text.split()) for cell in cells]
+        yield budget.texts((" ".join(cell.text.split()) for cell in cells), "a PPTX table")
 
 
 # ----------------------------------------------------------------- ODT
@@ -171,7 +187,7 @@ def load_odt(path: Path, data: bytes, limits: LoadLimits) -> TextContent:
             raise LoadError("not an ODT text document: no office:text body")
         outline = Outline()
         _odt_blocks(outline, document.text, CellBudget(limits))
-        return _section_pages(outline.sections())
+        return section_pages(outline.sections())
 
 
 def _check_well_formed(data: bytes, name: str) -> None:
@@ -188,7 +204,7 @@ def _check_well_formed(data: bytes, name: str) -> None:
         raise LoadError(f"corrupt ODT: {name}: {err.getMessage()} (line {err.getLineNumber()})") from err
 
 
-def _odt_blocks(outline: Outline, element, budget: CellBudget, group: object = None) -> None:
+def _odt_blocks(outline: Outline, element: Element, budget: CellBudget, group: object = None) -> None:
     """The headings, paragraphs and tables under ``element`` in order; a list's items one per line."""
     for child in element.childNodes:
         name = getattr(child, "qname", None)
@@ -197,7 +213,7 @@ def _odt_blocks(outline: Outline, element, budget: CellBudget, group: object = N
         elif name == (TEXTNS, "p"):
             outline.block(teletype.extractText(child), group)
         elif name == (TABLENS, "table"):
-            _table(outline, _odt_rows(child, budget))
+            _table(outline, _odt_rows(child, budget), budget)
         elif name == (TEXTNS, "list"):
             _odt_blocks(outline, child, budget, group or child)
             if group is None:
@@ -206,21 +222,23 @@ def _odt_blocks(outline: Outline, element, budget: CellBudget, group: object = N
             _odt_blocks(outline, child, budget, group)  # sections, frames, list items: their text in order
 
 
-def _odt_level(heading) -> int:
+def _odt_level(heading: Element) -> int:
+    """A ``text:h`` heading's ``outline-level`` (1 when missing or not a number)."""
     try:
         return max(1, int(heading.getAttrNS(TEXTNS, "outline-level") or 1))
     except ValueError:
         return 1
 
 
-def _odt_rows(table, budget: CellBudget) -> Iterator[list[str]]:
+def _odt_rows(table: Element, budget: CellBudget) -> Iterator[list[str]]:
+    """Each row's cell texts (a repeated row or cell once), counted against ``budget``."""
     for row in _odt_elements(table, (TABLENS, "table-row")):
         cells = [child for child in row.childNodes if getattr(child, "qname", None) == (TABLENS, "table-cell")]
         budget.take(len(cells), "an ODT table")
-        yield [" ".join(teletype.extractText(cell).split()) for cell in cells]
+        yield budget.texts((" ".join(teletype.extractText(cell).split()) for cell in cells), "an ODT table")
 
 
-def _odt_elements(element, name: tuple[str, str]) -> Iterator:
+def _odt_elements(element: Element, name: tuple[str, str]) -> Iterator[Element]:
     """Descendants named ``name``, not looking inside them (a nested table's rows stay in their cell)."""
     for child in element.childNodes:
         qname = getattr(child, "qname", None)
