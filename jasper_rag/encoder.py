@@ -36,11 +36,11 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-if TYPE_CHECKING:
-    from jasper_rag.backends import OnnxSession
-
 from jasper_rag.config import BACKENDS, get_settings, resolve_device
 from jasper_rag.embedding import normalize_rows
+
+if TYPE_CHECKING:
+    from jasper_rag.backends import OnnxSession
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +161,19 @@ class JasperEncoder(nn.Module):
     # ----------------------------------------------------------------- backend
     def use_backend(self, backend: str, cache_dir: Path | None = None) -> None:
         """Run the text forward pass on ``backend`` (``jasper_rag.config.BACKENDS``) from now on; ONNX files
-        are exported on first encode under ``<cache_dir>/onnx/`` (default: the settings' cache_dir)."""
+        are exported on first encode under ``<cache_dir>/onnx/`` (default: the settings' cache_dir).
+
+        The export freezes the weights of that moment: change them in place afterwards (outside training
+        mode, which returns to torch) and call ``use_backend`` again."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: JASPER_BACKEND must be one of {', '.join(BACKENDS)}")
         if backend != TORCH_BACKEND:
             from jasper_rag.backends import require_onnxruntime
 
             require_onnxruntime()
+            self._onnx_cache = Path(cache_dir) if cache_dir is not None else get_settings().cache_dir
         self.backend = backend
         self._onnx = None
-        self._onnx_cache = None if cache_dir is None else Path(cache_dir)
 
     def train(self, mode: bool = True) -> JasperEncoder:
         """Training changes the weights an export froze: training mode returns the encoder to torch."""
@@ -184,7 +187,7 @@ class JasperEncoder(nn.Module):
         if self._onnx is None:
             from jasper_rag.backends import OnnxSession, cached_onnx
 
-            path = cached_onnx(self, self.backend, self._onnx_cache or get_settings().cache_dir)
+            path = cached_onnx(self, self.backend, self._onnx_cache)
             self._onnx = OnnxSession(path, self.tokenizer, self.config.max_length)
         return self._onnx
 
