@@ -7,7 +7,9 @@ in a fresh subprocess, as the parsing worker runs it; the figure is the process'
 file's bytes already in memory. PDFs are bounded by pages and
 decoded content rather than bytes, so the PDF row reads a text PDF at the page limit
 (``JASPER_INGEST_MAX_PDF_PAGES``, scaled down with the size), and the image row an image at the pixel
-limit (the loader reads the header only; decoding happens when the image is embedded).
+limit, twice: with OCR off (the loader reads the header only; decoding happens when the image is
+embedded) and on (``png-ocr``: the image is decoded and its text recognised, which the worker's own
+memory limit bounds, ``JASPER_INGEST_PARSE_MEMORY_MB``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.reliability_report import record
 SIZE_MIB = float(os.environ.get("JASPER_TEST_LOADER_MEMORY_MB", "5"))
 FIXED_MIB = 96  # interpreter, parsers, one decoded copy of a small file
 PER_FILE_MIB = 12  # allowed per MiB of file: decoded text, the parser's tokens, the pages returned
+OCR_SHARE = 0.75  # OCR of an image at the pixel limit: within this share of the parsing worker's memory limit
 
 MEASURE = r"""
 import io, json, random, sys, time
@@ -33,7 +36,7 @@ from pathlib import Path
 
 from jasper_rag.ingest import loaders
 
-mode, file, kind = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+mode, file, kind = sys.argv[1], Path(sys.argv[2]), sys.argv[3].removesuffix("-ocr")
 size_mib, pdf_pages = float(sys.argv[4]), int(sys.argv[5])
 size = int(size_mib * 2**20)
 rng = random.Random(0)
@@ -103,16 +106,16 @@ started = time.perf_counter()
 content = loader(Path(f"file.{kind}"), data, limits)
 seconds = time.perf_counter() - started
 peak = status_kib("VmHWM")
-print(json.dumps({"kind": kind, "file_mib": len(data) / 2**20, "increment_mib": max(0, peak - before) / 1024,
+print(json.dumps({"kind": sys.argv[3], "file_mib": len(data) / 2**20, "increment_mib": max(0, peak - before) / 1024,
                   "seconds": seconds, "loaded": type(content).__name__}))
 """
 
-KINDS = ("txt", "md", "rst", "html", "csv", "jsonl", "pdf", "png")
+KINDS = ("txt", "md", "rst", "html", "csv", "jsonl", "pdf", "png", "png-ocr")
 
 
 def _measure(kind: str, pdf_pages: int, folder: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    file = folder / f"big.{kind}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JASPER_INGEST_OCR": str(kind == "png-ocr").lower()}
+    file = folder / f"big.{kind.removesuffix('-ocr')}"
     for mode in ("make", "measure"):
         done = subprocess.run(
             [sys.executable, "-c", MEASURE, mode, str(file), kind, str(SIZE_MIB), str(pdf_pages)],
@@ -141,9 +144,10 @@ def test_every_loader_costs_bounded_memory_on_a_file_at_the_size_limit(tmp_path:
             "file size": f"{SIZE_MIB:g} MiB of generated text per text-like type (limit: "
             f"JASPER_INGEST_MAX_FILE_MB = {settings.ingest_max_file_mb:g})",
             "PDF": f"{pdf_pages} pages of text (page limit {settings.ingest_max_pdf_pages})",
-            "image": f"a PNG at the pixel limit ({settings.max_image_pixels:,} pixels)",
+            "image": f"a PNG at the pixel limit ({settings.max_image_pixels:,} pixels), OCR off and on (png-ocr)",
             "measured as": "peak RSS of a fresh process less its RSS with the file's bytes in memory",
-            "bound asserted": f"{FIXED_MIB} MiB + {PER_FILE_MIB} x the file's MiB",
+            "bound asserted": f"{FIXED_MIB} MiB + {PER_FILE_MIB} x the file's MiB; png-ocr: {OCR_SHARE:.0%} of "
+            f"the parsing worker's limit (JASPER_INGEST_PARSE_MEMORY_MB = {settings.ingest_parse_memory_mb})",
         },
         (
             ["type", "file MiB", "peak increment MiB", "seconds", "loaded as"],
@@ -155,4 +159,6 @@ def test_every_loader_costs_bounded_memory_on_a_file_at_the_size_limit(tmp_path:
     )
     for row in rows:
         bound = FIXED_MIB + PER_FILE_MIB * row["file_mib"]
+        if row["kind"] == "png-ocr":
+            bound = OCR_SHARE * settings.ingest_parse_memory_mb
         assert row["increment_mib"] < bound, f"{row['kind']}: +{row['increment_mib']:.0f} MiB > {bound:.0f} MiB"
