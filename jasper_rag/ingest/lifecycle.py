@@ -7,14 +7,13 @@ one crash-safe commit, under the writer lock.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from jasper_rag.ingest.pipeline import is_under
+from jasper_rag.ingest.pipeline import absolute, is_under
 from jasper_rag.store import DocumentStatus, Store
 from jasper_rag.store.models import Document, Entry
 
@@ -52,11 +51,6 @@ def _iso(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
-def absolute(path: str | Path) -> Path:
-    """A path as the store keys it (absolute, not resolved: the key ingest gives a file)."""
-    return Path(os.path.abspath(path))
 
 
 def list_documents(store: Store, status: str | None = None, under: Path | None = None) -> list[DocumentInfo]:

@@ -99,7 +99,7 @@ def discover(paths: Iterable[str | Path]) -> Discovery:
         unlisted[Path(err.filename or "?")] = err.strerror or str(err)
 
     for given in paths:
-        root = Path(os.path.abspath(given))
+        root = absolute(given)
         try:
             info = os.stat(root)
         except FileNotFoundError:
@@ -139,6 +139,11 @@ def has_storable_name(path: Path) -> bool:
 def printable_path(path: Path) -> str:
     """The path with undecodable bytes written as ``\\xNN``."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def absolute(path: str | Path) -> Path:
+    """A path as the store keys it (absolute, not resolved: the key ingest gives a file)."""
+    return Path(os.path.abspath(path))
 
 
 def is_under(path: str, roots: Sequence[Path]) -> bool:
@@ -277,7 +282,7 @@ class Ingestor:
                 self.store.bind_model(self.identity)
                 known = {doc.path: doc for doc in self.store.documents()}
                 kept = [*found.unlisted, *found.missing]  # unknown is not gone: an unmounted share keeps its documents
-                self._remove_gone(known, files, [Path(os.path.abspath(p)) for p in paths], kept)
+                self._remove_gone(known, files, [absolute(p) for p in paths], kept)
             for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
                 self._add(path, known.get(str(path)))
             self._flush()

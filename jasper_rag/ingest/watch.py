@@ -26,7 +26,7 @@ from watchdog.events import EVENT_TYPE_CLOSED_NO_WRITE, EVENT_TYPE_OPENED, FileS
 from watchdog.observers import Observer
 
 from jasper_rag.config import Settings
-from jasper_rag.ingest.pipeline import Ingestor, is_under
+from jasper_rag.ingest.pipeline import Ingestor, absolute, is_under
 from jasper_rag.ingest.summary import UNCHANGED, IngestSummary
 from jasper_rag.store import Store
 
@@ -112,12 +112,12 @@ class Watcher:
     """Keeps ``folder`` in sync with ``store`` until ``stop`` is set (see the module docstring)."""
 
     def __init__(self, folder: Path, store: Store, encoder, settings: Settings, debounce: float = 2.0) -> None:
-        self.folder = Path(os.path.abspath(folder))
+        self.folder = absolute(folder)
         self.store = store
         self.encoder = encoder
         self.settings = settings
         self.debounce = debounce
-        self.changes = Changes(self.folder, Path(os.path.abspath(store.index_dir)))
+        self.changes = Changes(self.folder, absolute(store.index_dir))
         self.summary = WatchSummary(self.folder)
         self.device = os.stat(self.folder).st_dev  # another device later: the share was unmounted
 
