@@ -48,6 +48,15 @@ OCR_CPU_SHARE = 0.6  # OCR starts no new page past this share of the parsing CPU
 # (~7-12 s of CPU for a full A4 page, reports/pdf.md) must still end before the worker's limit stops the file
 
 
+def _default(setting: str):
+    """The default of one setting (``jasper_rag.config.Settings``): the limits below have no other source."""
+    return Settings.model_fields[setting].default
+
+
+def _mib(megabytes: float) -> int:
+    return int(megabytes * 2**20)
+
+
 @dataclass(frozen=True)
 class LoadLimits:
     """What one file may cost: PDF pages (``JASPER_INGEST_MAX_PDF_PAGES``), PDF page content decoded for
@@ -62,21 +71,21 @@ class LoadLimits:
 
     max_pdf_pages: int
     max_image_pixels: int
-    max_pdf_content_bytes: int = 64 * 2**20
+    max_pdf_content_bytes: int = _mib(_default("ingest_max_pdf_content_mb"))
     max_ocr_pages: int = 0
     ocr_cpu_seconds: float = 0.0
-    max_mail_messages: int = 10_000
-    max_mail_message_bytes: int = 25 * 2**20
-    max_archive_members: int = 10_000
-    max_archive_bytes: int = 128 * 2**20
-    max_archive_ratio: float = 500.0
-    max_table_cells: int = 200_000
-    max_table_chars: int = 20_000_000
+    max_mail_messages: int = _default("ingest_max_mail_messages")
+    max_mail_message_bytes: int = _mib(_default("ingest_max_mail_message_mb"))
+    max_archive_members: int = _default("ingest_max_archive_members")
+    max_archive_bytes: int = _mib(_default("ingest_max_archive_mb"))
+    max_archive_ratio: float = _default("ingest_max_archive_ratio")
+    max_table_cells: int = _default("ingest_max_table_cells")
+    max_table_chars: int = _default("ingest_max_table_chars")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LoadLimits:
         settings = settings or get_settings()
-        content = int(settings.ingest_max_pdf_content_mb * 2**20)
+        content = _mib(settings.ingest_max_pdf_content_mb)
         ocr_pages = settings.ingest_ocr_max_pages if settings.ingest_ocr else 0
         return cls(
             settings.ingest_max_pdf_pages,
@@ -85,9 +94,9 @@ class LoadLimits:
             max_ocr_pages=ocr_pages,
             ocr_cpu_seconds=settings.ingest_parse_cpu_s * OCR_CPU_SHARE,
             max_mail_messages=settings.ingest_max_mail_messages,
-            max_mail_message_bytes=int(settings.ingest_max_mail_message_mb * 2**20),
+            max_mail_message_bytes=_mib(settings.ingest_max_mail_message_mb),
             max_archive_members=settings.ingest_max_archive_members,
-            max_archive_bytes=int(settings.ingest_max_archive_mb * 2**20),
+            max_archive_bytes=_mib(settings.ingest_max_archive_mb),
             max_archive_ratio=settings.ingest_max_archive_ratio,
             max_table_cells=settings.ingest_max_table_cells,
             max_table_chars=settings.ingest_max_table_chars,
