@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pypdf import PdfWriter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from torch import nn
 
 from jasper_rag.config import Settings
 from jasper_rag.encoder import load_encoder
@@ -35,6 +38,18 @@ def save_tiny_model(folder: Path, heads: dict[str, int] | None = None, seed: int
 
 def load_tiny(model_dir: Path):
     return load_encoder(model_dir, device="cpu")
+
+
+class RandomTower(nn.Module):
+    """Stands in for a trained vision tower: pixels -> random hidden vectors of ``hidden_size``."""
+
+    def __init__(self, hidden_size: int, seed: int = 0) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.rng.standard_normal((len(pixels), self.hidden_size)).astype(np.float32))
 
 
 PG_URL_ENV = "JASPER_TEST_PG_URL"  # e.g. postgresql+psycopg://jasper:jasper@localhost/jasper_test (.ci/run sets it)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from torch import nn
 from typer.testing import CliRunner
 
 from jasper_rag.cli import app
@@ -17,6 +14,7 @@ from jasper_rag.store import DocumentStatus, StoreModelMismatchError
 from jasper_rag.store.doctor import check, repair
 from tests.ingest_support import (
     TINY_HEADS,
+    RandomTower,
     copy_sample,
     load_tiny,
     make_store,
@@ -191,13 +189,7 @@ def test_images_are_embedded_once_the_encoder_can(tmp_path, encoder):
     corpus = copy_sample(tmp_path / "sample")
     store = make_store(tmp_path)
     ingest_paths([corpus], encoder, store, small_settings(), progress=False)
-    rng = np.random.default_rng(0)
-
-    class RandomTower(nn.Module):  # stands in for a trained vision tower: pixels -> hidden vectors
-        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(rng.standard_normal((len(pixels), encoder.hidden_size)).astype(np.float32))
-
-    encoder.vision = RandomTower()
+    encoder.vision = RandomTower(encoder.hidden_size)
     summary = ingest_paths([corpus], encoder, store, small_settings(), progress=False)
     assert {Path(o.path).name for o in summary.outcomes if o.status == "ingested"} == {
         "pipeline.png",

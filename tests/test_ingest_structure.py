@@ -7,12 +7,9 @@ import io
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from PIL import Image
 from sqlalchemy import create_engine, inspect, text
-from torch import nn
 
 from jasper_rag.ingest.loaders import ImageContent, Page
 from jasper_rag.ingest.pipeline import Ingestor, ingest_paths
@@ -22,7 +19,7 @@ from jasper_rag.search.searcher import Searcher
 from jasper_rag.store import DocumentRecord, DocumentStatus
 from jasper_rag.store.database import make_engine
 from jasper_rag.store.doctor import check
-from tests.ingest_support import load_tiny, make_store, save_tiny_model, small_settings
+from tests.ingest_support import RandomTower, load_tiny, make_store, save_tiny_model, small_settings
 
 GUIDE = "# Install\n\nRun make demo on a fresh machine.\n\n## Offline\n\nSet HF_HUB_OFFLINE so nothing downloads.\n"
 
@@ -82,13 +79,7 @@ def _png() -> bytes:
 @pytest.mark.parametrize("embed_images", [False, True])
 def test_text_recognised_in_an_image_is_stored_as_ocr_chunks_beside_it(tmp_path, encoder, embed_images) -> None:
     if embed_images:
-        rng = np.random.default_rng(0)
-
-        class RandomTower(nn.Module):  # stands in for a trained vision tower
-            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-                return torch.from_numpy(rng.standard_normal((len(pixels), encoder.hidden_size)).astype(np.float32))
-
-        encoder.vision = RandomTower()
+        encoder.vision = RandomTower(encoder.hidden_size)
     store = make_store(tmp_path)
     ingestor = Ingestor(store, encoder, small_settings(), progress=False)
     path = tmp_path / "whiteboard.png"
