@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,3 +28,17 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+Role = Literal["query", "passage", "symmetric"]
+ROLES: tuple[Role, ...] = ("query", "passage", "symmetric")
+
+
+def for_role(encoder: TextEncoder, role: Role) -> TextEncoder:
+    """``encoder`` as it embeds texts of ``role`` (its prompt for that role), or itself when it has no roles.
+
+    Encoders with input prompts (e.g. EmbeddingGemma's ``task: search result | query: ``) expose
+    ``for_role``; every other encoder embeds queries, passages and sentence pairs alike.
+    """
+    view = getattr(encoder, "for_role", None)
+    return view(role) if callable(view) else encoder

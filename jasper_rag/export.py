@@ -4,6 +4,7 @@ The folder holds Transformer (our backbone + tokenizer, same max length) -> Pool
 Dense (the head's weights, identity activation) -> Normalize, so ``SentenceTransformer(folder)``
 loads it offline in any tool that speaks that format and returns the same vectors as
 ``encoder.encode(texts, dim=head)``. Exporting without a head gives the pooled backbone vector.
+The model's card (``README.md``, with any use terms inherited from its teachers) goes with it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from jasper_rag.encoder import FULL_HEAD, POOLED, load_encoder
+from jasper_rag.train.model_card import CARD_FILE
 
 try:  # sentence-transformers >= 5.7 moved the modules; older releases keep them in .models
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
@@ -57,6 +59,9 @@ def export_sentence_transformers(model: str | Path, to: str | Path, head_dim: in
         modules.append(Normalize())
         staged = Path(tmp) / "model"
         SentenceTransformer(modules=modules, device="cpu").save(str(staged))
+        card = Path(model) / CARD_FILE
+        if card.is_file():  # the model card carries the terms inherited from the teachers
+            shutil.copyfile(card, staged / CARD_FILE)
         if target.exists():
             target.rmdir()
         shutil.move(str(staged), target)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jasper_rag.embedding import TextEncoder
+from jasper_rag.embedding import Role, TextEncoder, for_role
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ class CachedEncoder:
         self.shard_tag = shard_tag
         self._index: dict[bytes, tuple[int, int]] | None = None
         self._shards: list[np.ndarray] = []
+
+    def for_role(self, role: Role) -> CachedEncoder:
+        """The cache of the wrapped encoder's ``role`` view (itself when the encoder has no roles)."""
+        view = for_role(self.encoder, role)
+        return self if view is self.encoder else CachedEncoder(view, self.folder.parent, self.shard_tag)
 
     # ----------------------------------------------------------------- reading
     def _load(self) -> dict[bytes, tuple[int, int]]:

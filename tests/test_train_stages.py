@@ -171,6 +171,8 @@ def test_two_steps_of_every_stage_produce_a_model(tmp_path, tiny_run, self_disti
     model = load_encoder(output, device="cpu")
     assert model.config.heads == {FULL_HEAD: TEACHER_DIM, "d16": 16, "d8": 8}
     assert model.config.extra["recipe"]["name"] == "tiny" and model_teachers(output) == recipe.teachers
+    assert model.config.extra["terms"] == []  # Apache-licensed teachers add no use terms
+    assert "No teacher adds use restrictions" in (output / "README.md").read_text()
     for stage in (1, 2, 3):
         folder = tmp_path / "runs" / "tiny" / f"stage{stage}"
         assert json.loads((folder / "done.json").read_text())["steps"] == 2

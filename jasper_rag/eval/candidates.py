@@ -10,6 +10,8 @@ Groups (``--models``):
 - ``ensemble``: those teachers concatenated (paper eq. 1), computed from the teachers' cached vectors;
 - ``truncate`` / ``pca``: the start reduced to each baseline dimension (truncation; PCA fitted per
   task on a document sample), computed from the start's cached vectors.
+``teacher:NAME`` scores any sentence-transformers folder or packaged name as a teacher (with its
+prompts per role, e.g. ``teacher:embeddinggemma-300m``), before any model is distilled from it.
 Any other entry is a model folder or packaged name, loaded with ``load_encoder`` and evaluated at
 each head (or its pooled vector when it has none).
 """
@@ -26,13 +28,14 @@ from jasper_rag.config import Settings
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.encoder import CONFIG_FILE, JasperEncoder, load_encoder
 from jasper_rag.eval.encoders import PCAEncoder, SharedPassHeads, TruncatedEncoder
-from jasper_rag.teachers import SentenceTransformerTeacher, TeacherEnsemble, model_teachers
+from jasper_rag.teachers import TeacherEnsemble, TeacherSet, load_teacher, model_teacher_set
 from jasper_rag.vector_cache import CachedEncoder
 from jasper_rag.weights import PACKAGED_MODELS
 
 log = logging.getLogger(__name__)
 
 MODEL_GROUPS = ("inhouse", "recipes", "start", "teachers", "ensemble", "truncate", "pca")
+TEACHER_PREFIX = "teacher:"
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,12 @@ class CandidateBuilder:
         return CachedEncoder(encoder, self.cache_root)
 
     @cached_property
-    def teachers(self) -> list[SentenceTransformerTeacher]:
-        return [SentenceTransformerTeacher(name) for name in model_teachers(self.settings.model)]
+    def teacher_set(self) -> TeacherSet:
+        return model_teacher_set(self.settings.model)
+
+    @cached_property
+    def teachers(self) -> list[TextEncoder]:
+        return [load_teacher(name) for name in self.teacher_set.names]
 
     @cached_property
     def cached_teachers(self) -> list[CachedEncoder]:
@@ -109,7 +116,7 @@ class CandidateBuilder:
                     for teacher, cached in zip(self.teachers, self.cached_teachers, strict=True)
                 ]
             elif entry == "ensemble":
-                ensemble = TeacherEnsemble(self.cached_teachers)
+                ensemble = TeacherEnsemble(self.cached_teachers, self.teacher_set.weights)
                 candidates.append(
                     Candidate(
                         f"ensemble: {ensemble.name}",
@@ -119,6 +126,10 @@ class CandidateBuilder:
                         tuple(self.teachers),
                     )
                 )
+            elif entry.startswith(TEACHER_PREFIX):
+                teacher = load_teacher(entry.removeprefix(TEACHER_PREFIX))
+                cached = self.cached(teacher)
+                candidates.append(Candidate(f"teacher: {teacher.name}", teacher.dim, cached, (cached,), (teacher,)))
             elif entry in ("truncate", "pca"):
                 reduce = TruncatedEncoder if entry == "truncate" else PCAEncoder
                 candidates += [
@@ -136,7 +147,7 @@ class CandidateBuilder:
             else:
                 raise ValueError(
                     f"unknown model '{entry}': use a group ({', '.join(MODEL_GROUPS)}), a model folder "
-                    f"or a packaged name ({', '.join(PACKAGED_MODELS)})"
+                    f"or a packaged name ({', '.join(PACKAGED_MODELS)}), or teacher:NAME"
                 )
         return candidates
 

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jasper_rag.embedding import TextEncoder, normalize_rows
+from jasper_rag.embedding import TextEncoder, for_role, normalize_rows
 from jasper_rag.eval.candidates import Candidate
 from jasper_rag.eval.encoders import PCAEncoder
 from jasper_rag.eval.metrics import ndcg_at_k, recall_at_k
+from jasper_rag.eval.runner import not_cached
 from jasper_rag.eval.tasks import RetrievalTask, Task
 from jasper_rag.search.hybrid import hybrid_rank
 from jasper_rag.search.options import SearchOptions
@@ -104,8 +105,9 @@ class TaskRetrieval:
     def embed(self, encoder: TextEncoder, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Unit (document, query) vectors, as the dense table computes them."""
         docs = [self.task.data.corpus[i] for i in self.task.doc_ids]
-        vectors = normalize_rows(encoder.encode(docs + self.queries, batch_size=batch_size))
-        return vectors[: len(docs)], vectors[len(docs) :]
+        doc_vectors = for_role(encoder, "passage").encode(docs, batch_size=batch_size)
+        query_vectors = for_role(encoder, "query").encode(self.queries, batch_size=batch_size)
+        return normalize_rows(doc_vectors), normalize_rows(query_vectors)
 
     def rank(
         self,
@@ -266,7 +268,7 @@ def _candidate_rows(
     def vectors_of(position: int) -> tuple[np.ndarray, np.ndarray] | None:
         candidate = candidates[position]
         if position not in vectors:
-            if cached_only and any(source.missing(texts) for source in candidate.sources):
+            if cached_only and any(not_cached(source, texts) for source in candidate.sources):
                 return None
             if isinstance(candidate.encoder, PCAEncoder):
                 candidate.encoder.fit(task.corpus_sample(pca_sample), batch_size=batch_size)

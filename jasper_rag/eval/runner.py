@@ -6,10 +6,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from jasper_rag.embedding import ROLES
 from jasper_rag.eval.candidates import Candidate
 from jasper_rag.eval.encoders import PCAEncoder
 from jasper_rag.eval.speed import SpeedLedger
 from jasper_rag.eval.tasks import Task
+from jasper_rag.vector_cache import CachedEncoder
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def evaluate(
             texts = texts_of[task.name]
             step += 1
             log.info("[%d/%d] %s %d-d on %s", step, total, candidate.model, candidate.head_dim, task.name)
-            if cached_only and any(source.missing(texts) for source in candidate.sources):
+            if cached_only and any(not_cached(source, texts) for source in candidate.sources):
                 skipped.append(f"{candidate.model} {candidate.head_dim}-d on {task.name}: vectors not cached")
                 log.info("    skipped: vectors not cached (cached-only run)")
                 continue
@@ -63,6 +65,12 @@ def evaluate(
                 for metric, score in scores.items()
             ]
     return rows, skipped
+
+
+def not_cached(source: CachedEncoder, texts: Sequence[str]) -> set[str]:
+    """Texts in none of the source's caches (one per prompt role for encoders with prompts)."""
+    views = {id(view): view for view in (source.for_role(role) for role in ROLES)}.values()
+    return set.intersection(*(set(view.missing(texts)) for view in views))
 
 
 def _fmt(score: float | None) -> str:

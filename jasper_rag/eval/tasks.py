@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from jasper_rag.embedding import TextEncoder, normalize_rows
+from jasper_rag.embedding import TextEncoder, for_role, normalize_rows
 from jasper_rag.eval.data import (
     BeirSet,
     EvalDataError,
@@ -101,8 +101,8 @@ class RetrievalTask:
 
     def rankings(self, encoder: TextEncoder, batch_size: int = 32) -> dict[str, list[str]]:
         """The top ``top_k`` document ids of every judged query, in trec_eval order."""
-        docs = _embed(encoder, [self.data.corpus[i] for i in self.doc_ids], batch_size)
-        queries = _embed(encoder, [self.data.queries[i] for i in self.query_ids], batch_size)
+        docs = _embed(for_role(encoder, "passage"), [self.data.corpus[i] for i in self.doc_ids], batch_size)
+        queries = _embed(for_role(encoder, "query"), [self.data.queries[i] for i in self.query_ids], batch_size)
         k = min(self.top_k, len(self.doc_ids))
         rankings: dict[str, list[str]] = {}
         for start in range(0, len(self.query_ids), self.query_chunk):
@@ -148,7 +148,7 @@ class STSTask:
 
     def evaluate(self, encoder: TextEncoder, batch_size: int = 32) -> Scores:
         texts = self.texts()
-        vectors = dict(zip(texts, _embed(encoder, texts, batch_size), strict=True))
+        vectors = dict(zip(texts, _embed(for_role(encoder, "symmetric"), texts, batch_size), strict=True))
         cosine = np.array([float(vectors[p.first] @ vectors[p.second]) for p in self.pairs])
         gold = np.array([p.gold for p in self.pairs])
         return {"spearman": 100 * spearman(cosine, gold), "pearson": 100 * pearson(cosine, gold)}
@@ -206,7 +206,7 @@ class FAQTask:
 
     def evaluate(self, encoder: TextEncoder, batch_size: int = 32) -> Scores:
         texts = self.texts()
-        vectors = dict(zip(texts, _embed(encoder, texts, batch_size), strict=True))
+        vectors = dict(zip(texts, _embed(for_role(encoder, "symmetric"), texts, batch_size), strict=True))
         questions = np.stack([vectors[q] for q in self.questions])
         candidates = np.stack([vectors[c] for c in self.candidates])
         similarity = questions @ candidates.T

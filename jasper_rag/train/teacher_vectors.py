@@ -5,7 +5,7 @@ Every teacher is wrapped separately in a ``CachedEncoder`` (memory-mapped ``.npy
 ``mpnet-base`` for evaluation or for another recipe is never embedded again, an interrupted run
 resumes from its last finished chunk, and under ``torchrun`` each process fills its own share
 (shard files tagged with its rank). The ensemble follows the paper's eq. 1: each teacher's vectors
-L2-normalised, concatenated, normalised again.
+L2-normalised, scaled by the teacher's weight, concatenated, normalised again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jasper_rag.embedding import TextEncoder, normalize_rows
+from jasper_rag.embedding import TextEncoder
+from jasper_rag.teachers import combine_blocks
 from jasper_rag.train.distributed import DistEnv
 from jasper_rag.vector_cache import CachedEncoder
 
@@ -41,11 +42,13 @@ def fill_cache(
 
 
 def ensemble_targets(
-    teachers: Sequence[TextEncoder], texts: Sequence[str], root: Path, dist: DistEnv, batch_size: int = 32
+    teachers: Sequence[TextEncoder],
+    texts: Sequence[str],
+    root: Path,
+    dist: DistEnv,
+    weights: Sequence[float] | None = None,
+    batch_size: int = 32,
 ) -> np.ndarray:
-    """The (len(texts), sum of teacher dims) float32 ensemble target of every text."""
-    parts = []
-    for teacher in teachers:
-        cache = fill_cache(teacher, texts, root, dist, batch_size=batch_size)
-        parts.append(normalize_rows(cache.encode(texts)))
-    return normalize_rows(np.concatenate(parts, axis=1))
+    """The (len(texts), sum of teacher dims) float32 ensemble target of every text (``combine_blocks``)."""
+    blocks = [fill_cache(teacher, texts, root, dist, batch_size=batch_size).encode(texts) for teacher in teachers]
+    return combine_blocks(blocks, weights or [1.0] * len(teachers))
