@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 TORCH, ONNX, ONNX_INT8 = BACKENDS
 # Largest |cos(backend vector, eager vector) - 1| over every head that still counts as the same vectors.
 IDENTITY_TOLERANCE = 1e-4
+# Points (x100 scores) a backend may lose to eager on any head and eval task and still qualify as the default.
+QUALITY_TOLERANCE = 0.3
 # Backends measured within IDENTITY_TOLERANCE of eager on real text (docs/performance.md, "Backends").
 KEEPS_IDENTITY = frozenset({TORCH, ONNX})
 CACHE_FILES = {ONNX: "fp32.onnx", ONNX_INT8: "int8.onnx"}

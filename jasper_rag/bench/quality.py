@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from jasper_rag.backends import QUALITY_TOLERANCE
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.eval.tasks import Task
 from jasper_rag.vector_cache import CachedEncoder
-
-QUALITY_TOLERANCE = 0.3  # points (x100 scores)
 
 
 @dataclass(frozen=True)

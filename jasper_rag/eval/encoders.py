@@ -70,13 +70,14 @@ class SharedPassHeads:
     """Several heads of one JasperEncoder, computed from a single backbone pass per text.
 
     ``view(dim)`` has the same name and fingerprint as ``encoder.at(dim)`` (so it shares its vector
-    cache); asking one view for texts computes every head for them and keeps the other heads' vectors
-    until their views ask.
+    cache), its name followed by ``[tag]`` when there is one (e.g. an inference backend whose vectors
+    must be cached apart); asking one view for texts computes every head for them and keeps the other
+    heads' vectors until their views ask.
     """
 
-    def __init__(self, encoder: JasperEncoder, dims: Sequence[int]) -> None:
+    def __init__(self, encoder: JasperEncoder, dims: Sequence[int], tag: str = "") -> None:
         self.encoder = encoder
-        self.views = {dim: _SharedHeadView(self, encoder.at(dim)) for dim in dims}
+        self.views = {dim: _SharedHeadView(self, encoder.at(dim), tag) for dim in dims}
         self._pending: dict[int, dict[str, np.ndarray]] = {dim: {} for dim in dims}
 
     def view(self, dim: int) -> TextEncoder:
@@ -101,10 +102,10 @@ class SharedPassHeads:
 class _SharedHeadView:
     """A ``TextEncoder`` for one head of a ``SharedPassHeads``."""
 
-    def __init__(self, shared: SharedPassHeads, head_view: HeadEncoder) -> None:
+    def __init__(self, shared: SharedPassHeads, head_view: HeadEncoder, tag: str = "") -> None:
         self.shared = shared
         self.head = head_view.head
-        self.name = head_view.name
+        self.name = f"{head_view.name}[{tag}]" if tag else head_view.name
         self.dim = head_view.dim
         self._fingerprint = head_view.fingerprint()
 
