@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from jasper_rag.config import get_settings, resolve_device
+from jasper_rag.embedding import for_role
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, RECIPE_KEY, JasperEncoder, load_encoder, reduced_head_name
 from jasper_rag.files import atomic_write
 from jasper_rag.train.data import training_texts
 from jasper_rag.train.distributed import DistEnv
 from jasper_rag.train.losses import DistillationLoss
+from jasper_rag.train.model_card import TERMS_KEY, card_text, inherited_terms, write_card
 from jasper_rag.train.plots import plot_curves
 from jasper_rag.train.recipes import Recipe
 from jasper_rag.train.stages import (
@@ -32,6 +34,7 @@ from jasper_rag.train.stages import (
     init_head_least_squares,
     init_head_procrustes,
     init_heads_pca,
+    keep_layers,
     set_dropout,
     text_step_losses,
     trainable_parameters,
@@ -61,11 +64,12 @@ def pooled_states(encoder: JasperEncoder, texts: Sequence[str], dist: DistEnv, b
 
 def teacher_targets(recipe: Recipe, texts: Sequence[str], dist: DistEnv) -> torch.Tensor:
     """The ensemble vectors of the texts, from the shared on-disk cache (filled where missing)."""
-    from jasper_rag.teachers import SentenceTransformerTeacher
+    from jasper_rag.teachers import load_teacher
 
-    teachers = [SentenceTransformerTeacher(name, device=dist.device) for name in recipe.teachers]
+    teachers = [for_role(load_teacher(name, device=dist.device), recipe.teacher_role) for name in recipe.teachers]
     root = get_settings().cache_dir / "vectors"
-    targets = ensemble_targets(teachers, texts, root, dist, batch_size=recipe.teacher_batch_size)
+    weights = recipe.teacher_weights or [1.0] * len(teachers)
+    targets = ensemble_targets(teachers, texts, root, dist, weights, batch_size=recipe.teacher_batch_size)
     del teachers
     return torch.from_numpy(targets)
 
@@ -183,6 +187,14 @@ def saved_marker(output: Path) -> str | None:
         return None
 
 
+def load_student(recipe: Recipe, device: str | None = None) -> JasperEncoder:
+    """The recipe's starting model: ``recipe.student``, cut to ``recipe.student_layers`` when set."""
+    encoder = load_encoder(recipe.student, device=device)
+    if recipe.student_layers is not None:
+        keep_layers(encoder, recipe.student_layers)
+    return encoder
+
+
 def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str | None = None) -> Path:
     """Train the recipe's stages (all text stages by default) and save the model to ``recipe.output``."""
     dist = DistEnv.from_env(resolve_device(device))
@@ -204,6 +216,8 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
     )
     log.info("recipe %s: %d training texts from %s", recipe.name, len(texts), recipe.corpus)
+    for terms in inherited_terms(recipe.teachers):
+        log.warning("recipe %s: %s", recipe.name, terms)
     targets = teacher_targets(recipe, texts, dist)
     timings: dict[str, float] = {"teacher_vectors": round(time.perf_counter() - began, 1)}
     encoder: JasperEncoder | None = None
@@ -217,14 +231,17 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
             previous = run_dir / f"stage{stage - 1}" / "model"
             if stage > 1 and not (previous / "jasper_config.json").is_file():
                 raise FileNotFoundError(f"stage {stage} starts from stage {stage - 1}'s model, not found at {previous}")
-            encoder = load_encoder(previous if stage > 1 else recipe.student, device=dist.device)
+            encoder = load_encoder(previous, device=dist.device) if stage > 1 else load_student(recipe, dist.device)
         summary = run_stage(encoder, recipe, stage, texts, targets, stage_dir, dist)
         timings[f"stage{stage}"] = summary["seconds"]
         log.info("stage %d done in %.0f s: %s", stage, summary["seconds"], summary["final_losses"])
     if dist.is_main and encoder is not None:
         encoder.config.extra[RECIPE_KEY] = recipe.model_dump(mode="json")  # teachers, student, stages...
         encoder.config.extra[STAGES_MARKER_KEY] = stages_marker(run_dir, wanted)
+        encoder.config.extra[TERMS_KEY] = inherited_terms(recipe.teachers)
         encoder.save(output)
+        heads = list(encoder.config.heads) or ["pooled"]
+        write_card(output, card_text(output.name, recipe.student, recipe.teachers, recipe.name, heads))
         plot_curves([run_dir / f"stage{s}" / LOG_FILE for s in TEXT_STAGES], run_dir / "curves.png")
         timings["total"] = round(time.perf_counter() - began, 1)
         timings = record_timings(run_dir / TIMINGS_FILE, timings)

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jasper_rag.embedding import Role
 from jasper_rag.train.losses import LossWeights
 from jasper_rag.train.trainer import TrainConfig
 
@@ -31,7 +32,18 @@ class Recipe(BaseModel):
     name: str
     description: str = ""
     student: str = "minilm-l6"
+    student_layers: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="encoder layers of the student kept (0-based, ascending), e.g. [0, 2, 4]; None keeps all",
+    )
     teachers: list[str] = Field(default_factory=lambda: ["mpnet-base", "minilm-l6"], min_length=1)
+    teacher_weights: list[float] | None = Field(
+        None, description="one positive weight per teacher, scaling its block of the target (None: all 1)"
+    )
+    teacher_role: Role = Field(
+        "symmetric", description="the role (query, passage, symmetric) whose prompt teachers embed training texts with"
+    )
     output: str = Field(description="folder of the trained model, e.g. models/jasper-quick")
     corpus: str = "data/corpus/default.jsonl"
     max_texts: int | None = Field(None, ge=2)
@@ -54,6 +66,20 @@ class Recipe(BaseModel):
     seed: int = 0
     loss: LossWeights = Field(default_factory=LossWeights)
     stages: dict[int, TrainConfig]
+
+    @field_validator("student_layers")
+    @classmethod
+    def _ascending_layers(cls, layers: list[int] | None) -> list[int] | None:
+        if layers is not None and (layers[0] < 0 or layers != sorted(set(layers))):
+            raise ValueError(f"{layers}: distinct layer numbers >= 0 in ascending order")
+        return layers
+
+    @model_validator(mode="after")
+    def _weights_per_teacher(self) -> Recipe:
+        weights = self.teacher_weights
+        if weights is not None and (len(weights) != len(self.teachers) or any(w <= 0 for w in weights)):
+            raise ValueError(f"teacher_weights must be {len(self.teachers)} positive numbers, one per teacher")
+        return self
 
     @field_validator("stages")
     @classmethod

@@ -23,15 +23,36 @@ from jasper_rag.train.trainer import StepLosses
 TEXT_STAGES = (1, 2, 3)
 
 
+def _layers_slot(backbone: nn.Module) -> tuple[nn.Module, str]:
+    """The module holding the transformer blocks and the name of its ``nn.ModuleList`` attribute."""
+    for path in ("encoder.layer", "transformer.layer", "layers"):
+        *parents, name = path.split(".")
+        owner: object = backbone
+        for attribute in parents:
+            owner = getattr(owner, attribute, None)
+        if isinstance(owner, nn.Module) and isinstance(getattr(owner, name, None), nn.ModuleList):
+            return owner, name
+    raise ValueError(f"cannot find the transformer layers of {type(backbone).__name__}")
+
+
 def encoder_layers(backbone: nn.Module) -> nn.ModuleList:
     """The transformer blocks of a BERT / MPNet / RoBERTa-style (``encoder.layer``) or DistilBERT backbone."""
-    for path in ("encoder.layer", "transformer.layer", "layers"):
-        module: object = backbone
-        for attribute in path.split("."):
-            module = getattr(module, attribute, None)
-        if isinstance(module, nn.ModuleList):
-            return module
-    raise ValueError(f"cannot find the transformer layers of {type(backbone).__name__}")
+    owner, name = _layers_slot(backbone)
+    return getattr(owner, name)
+
+
+def keep_layers(encoder: JasperEncoder, layers: Sequence[int]) -> None:
+    """Cut the backbone down to its transformer blocks ``layers`` (0-based, in this order).
+
+    The backbone's config records the new count, so the saved model reloads with the standard loader.
+    """
+    owner, name = _layers_slot(encoder.backbone)
+    blocks = getattr(owner, name)
+    outside = [index for index in layers if not 0 <= index < len(blocks)]
+    if outside:
+        raise ValueError(f"student_layers {outside}: the student has {len(blocks)} layers (0-{len(blocks) - 1})")
+    setattr(owner, name, nn.ModuleList(blocks[index] for index in layers))
+    encoder.backbone.config.num_hidden_layers = len(layers)
 
 
 def trainable_parameters(encoder: JasperEncoder, stage: int, last_layers: int = 3) -> list[nn.Parameter]:
