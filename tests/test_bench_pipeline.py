@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
-from jasper_rag.bench.ingestion import measure_ingestion, write_documents
+from jasper_rag.bench.ingestion import IngestSpeed, measure_ingestion, write_documents
 from jasper_rag.bench.report import render_from_json, write_reports
+from jasper_rag.bench.stats import Timed
 from jasper_rag.bench.training import measure_training
 from jasper_rag.cli import app
 from jasper_rag.config import Settings
@@ -25,11 +27,22 @@ def documents(count: int) -> list[str]:
 
 def test_ingestion_is_compared_with_raw_encoding_of_the_same_chunks(tiny_encoder) -> None:
     settings = Settings(chunk_tokens=24, chunk_overlap=4, batch_size=8, ingest_commit_chunks=16)
-    speed = measure_ingestion(tiny_encoder, documents(6), settings)
+    [speed] = measure_ingestion(tiny_encoder, documents(6), settings, repeats=2)
+    assert speed.backend == "torch" and speed.repeats == 2
     assert speed.documents == 6 and speed.chunks >= 6 and speed.heads == 3
-    assert speed.ingest_wall_s > 0 and speed.encode_wall_s > 0
+    assert min(speed.ingest.wall, speed.raw_unsorted.wall, speed.raw_sorted.wall) > 0
+    assert speed.ingest.cpu > 0  # this process's CPU and the parse worker's
     row = speed.to_json()
-    assert row["overhead_wall"] == speed.ingest_wall_s / speed.encode_wall_s - 1
+    assert row["overhead_wall"] == speed.ingest.wall / speed.raw_sorted.wall - 1
+    assert row["raw_unsorted_chunks_per_s"] == speed.chunks / speed.raw_unsorted.wall
+
+
+def test_ingestion_bench_returns_the_encoder_to_its_backend(tiny_encoder, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    settings = Settings(chunk_tokens=24, chunk_overlap=4, batch_size=8, cache_dir=tmp_path / "cache")
+    speeds = measure_ingestion(tiny_encoder, documents(3), settings, backends=("onnx", "torch"))
+    assert [speed.backend for speed in speeds] == ["onnx", "torch"]
+    assert speeds[0].chunks == speeds[1].chunks and tiny_encoder.backend == "torch"
 
 
 def test_write_documents_one_txt_per_text(tmp_path) -> None:
@@ -118,15 +131,10 @@ def payload() -> dict:
                 "bytes_ratio": 1548 / 4616,
             }
         ],
-        "ingestion": {
-            "documents": 5,
-            "chunks": 10,
-            "heads": 4,
-            "ingest_chunks_per_s": 9.0,
-            "encode_chunks_per_s": 10.0,
-            "overhead_wall": 0.11,
-            "overhead_cpu": 0.05,
-        },
+        "ingestion": [
+            IngestSpeed("torch", 5, 10, 4, 3, Timed(1.11, 1.05), Timed(2.0, 2.0), Timed(1.0, 1.0)).to_json(),
+            IngestSpeed("onnx-int8", 5, 10, 4, 3, Timed(0.4, 0.4), Timed(0.5, 0.5), Timed(0.38, 0.38)).to_json(),
+        ],
         "training": [
             {
                 "stage": 1,
@@ -147,7 +155,9 @@ def test_reports_come_from_the_json(tmp_path) -> None:
     markdown = (tmp_path / "reports" / "bench.md").read_text()
     assert markdown.startswith("# Performance") and "![bench](bench.png)" in markdown
     assert "student (onnx int8): 30.0x (eager: 13.0x)" in markdown and "| not met |" in markdown
-    assert "10.0% CPU" not in markdown and "11.0% wall, 5.0% CPU" in markdown
+    assert "10.0% CPU" not in markdown and "torch: 11.0% wall, 5.0% CPU" in markdown
+    assert "| torch | 9.0 (1.80x) | 5.0 (1.00x) | 10.0 (2.00x) |" in markdown
+    assert "5.00x (onnx-int8 end to end) | met" in markdown
     assert "385-d, 0.335 of the bytes" in markdown
     assert "untested on hardware" in markdown
     data = json.loads((tmp_path / "reports" / "bench.json").read_text())

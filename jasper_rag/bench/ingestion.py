@@ -1,54 +1,80 @@
-"""Ingestion overhead: end-to-end chunks/s of ``ingest_paths`` against raw encoding of the same chunks.
+"""Ingestion throughput: end-to-end chunks/s of ``ingest_paths`` against raw encoding of the same chunks.
 
-Documents are written as ``.txt`` files into a scratch folder and ingested into a scratch store
-(SQLite + FAISS) with the student; the chunks it stored are then embedded again with
-``embed_heads`` alone (the pipeline's own encoding call: one backbone pass feeds every head). The
-difference is the pipeline's cost: reading, hashing, chunking, SQL, index writes, commits.
+Documents are written as ``.txt`` files into a scratch folder and ingested into a fresh scratch store
+(SQLite + FAISS) with the student, once per backend and repeat; the chunks stored are then embedded
+again with ``embed_heads`` alone (the pipeline's own encoding call: one backbone pass feeds every head),
+two ways:
+
+- unsorted: batches of ``batch_size`` chunks in arrival order (file by file), the simple way, padded to
+  each batch's longest chunk: what encoding costs without the pipeline's cross-file length sorting;
+- sorted: all chunks in one call, batched by token length (``jasper_rag.batching``): the best the
+  encoder does on these chunks.
+
+End to end includes everything a run does: walking, reading, hashing, parsing in the worker process
+(started fresh each run), chunking, embedding, SQL, index writes and commits. CPU seconds are this
+process's plus the parse worker's (a finished child). Each backend's ONNX file is exported and its
+session opened before any timing, so no figure includes the export.
 """
 
 from __future__ import annotations
 
 import re
+import resource
 import tempfile
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from jasper_rag.bench.stats import timed
+import numpy as np
+
+from jasper_rag.bench.stats import Timed
 from jasper_rag.config import Settings
+from jasper_rag.ingest import worker
 from jasper_rag.store import EntryKind, Store, embed_heads
 
 
 @dataclass(frozen=True)
 class IngestSpeed:
-    """One ingestion run and the raw encoding of its chunks (wall and process-CPU seconds)."""
+    """One backend's median wall and CPU seconds (over ``repeats``) to ingest the documents end to end
+    and to encode their chunks raw, unsorted and length-sorted."""
 
+    backend: str
     documents: int
     chunks: int
     heads: int
-    ingest_wall_s: float
-    ingest_cpu_s: float
-    encode_wall_s: float
-    encode_cpu_s: float
+    repeats: int
+    ingest: Timed
+    raw_unsorted: Timed
+    raw_sorted: Timed
 
     @property
     def overhead_wall(self) -> float:
-        """Extra time of the pipeline over raw encoding, as a share of raw encoding (wall clock)."""
-        return self.ingest_wall_s / self.encode_wall_s - 1
+        """Extra time of the pipeline over the sorted raw encoding, as a share of it (wall clock)."""
+        return self.ingest.wall / self.raw_sorted.wall - 1
 
     @property
     def overhead_cpu(self) -> float:
-        """The same in process-CPU time (not inflated by other jobs on the machine)."""
-        return self.ingest_cpu_s / self.encode_cpu_s - 1
+        """The same in CPU time (not inflated by other jobs on the machine)."""
+        return self.ingest.cpu / self.raw_sorted.cpu - 1
 
     def to_json(self) -> dict[str, object]:
         return {
-            **asdict(self),
-            "ingest_chunks_per_s": self.chunks / self.ingest_wall_s,
-            "encode_chunks_per_s": self.chunks / self.encode_wall_s,
+            "backend": self.backend,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "heads": self.heads,
+            "repeats": self.repeats,
+            **{f"{name}_{unit}_s": getattr(getattr(self, name), unit) for name in TIMINGS for unit in ("wall", "cpu")},
+            **{f"{name}_chunks_per_s": self.chunks / getattr(self, name).wall for name in TIMINGS},
+            **{f"{name}_chunks_per_cpu_s": self.chunks / getattr(self, name).cpu for name in TIMINGS},
             "overhead_wall": self.overhead_wall,
             "overhead_cpu": self.overhead_cpu,
         }
+
+
+TIMINGS = ("ingest", "raw_unsorted", "raw_sorted")
 
 
 def write_documents(texts: Sequence[str], folder: Path) -> list[Path]:
@@ -62,28 +88,89 @@ def write_documents(texts: Sequence[str], folder: Path) -> list[Path]:
     return paths
 
 
-def measure_ingestion(encoder, texts: Sequence[str], settings: Settings) -> IngestSpeed:
-    """Ingest ``texts`` (as .txt files) into a scratch store, then re-embed its chunks alone."""
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the parse workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed_with_children(action: Callable[[], object]) -> Timed:
+    """Wall and CPU seconds of ``action``, the CPU of children it started and ended included."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    action()
+    return Timed(time.perf_counter() - wall, _cpu_seconds() - cpu)
+
+
+def ingest_once(encoder, folder: Path, scratch: Path, settings: Settings) -> tuple[Timed, list[str]]:
+    """Ingest ``folder`` into a new store under ``scratch`` with a fresh parse worker (ended and reaped
+    inside the timing, so its CPU counts); the timing and the stored chunks' texts in arrival order."""
     from jasper_rag.ingest.pipeline import ingest_paths
 
+    scratch.mkdir(parents=True)
+    store = Store(f"sqlite:///{scratch / 'meta.db'}", scratch / "indexes")
+    try:
+
+        def run() -> None:
+            ingest_paths([folder], encoder, store, settings, progress=False)
+            worker.close_idle()
+
+        worker.close_idle()
+        timing = timed_with_children(run)
+        chunks = [entry.text for entry in store.fetch(store.embedded_ids(EntryKind.CHUNK))]
+    finally:
+        store.close()
+    return timing, chunks
+
+
+def encode_unsorted(encoder, chunks: Sequence[str], batch_size: int) -> None:
+    """Every head's vectors of ``chunks`` in batches of ``batch_size`` in arrival order (no sorting across batches)."""
+    for start in range(0, len(chunks), batch_size):
+        embed_heads(encoder, chunks[start : start + batch_size], batch_size)
+
+
+def _median(runs: Sequence[Timed]) -> Timed:
+    return Timed(float(np.median([run.wall for run in runs])), float(np.median([run.cpu for run in runs])))
+
+
+def measure_backend(
+    encoder, documents: int, folder: Path, scratch: Path, settings: Settings, repeats: int
+) -> IngestSpeed:
+    """``repeats`` rounds of (ingest, raw unsorted, raw sorted) with ``encoder`` on its current backend."""
+    embed_heads(encoder, ["warm up: exports and opens the backend's session"], settings.batch_size)
+    runs: dict[str, list[Timed]] = {name: [] for name in TIMINGS}
+    chunks: list[str] = []
+    for number in range(repeats):
+        timing, chunks = ingest_once(encoder, folder, scratch / f"{encoder.backend}-{number}", settings)
+        if not chunks:
+            raise ValueError("ingestion stored no chunks: nothing to compare")
+        runs["ingest"].append(timing)
+        size = settings.batch_size
+        runs["raw_unsorted"].append(timed_with_children(partial(encode_unsorted, encoder, chunks, size)))
+        runs["raw_sorted"].append(timed_with_children(partial(embed_heads, encoder, chunks, size)))
+    return IngestSpeed(
+        backend=encoder.backend,
+        documents=documents,
+        chunks=len(chunks),
+        heads=len(encoder.config.heads) or 1,
+        repeats=repeats,
+        **{name: _median(values) for name, values in runs.items()},
+    )
+
+
+def measure_ingestion(
+    encoder, texts: Sequence[str], settings: Settings, backends: Sequence[str] = ("torch",), repeats: int = 1
+) -> list[IngestSpeed]:
+    """Ingest ``texts`` (as .txt files) and encode their chunks raw, on each backend (the encoder is
+    returned to its own backend afterwards)."""
+    own = encoder.backend
     with tempfile.TemporaryDirectory(prefix="jasper-bench-ingest-") as scratch:
         root = Path(scratch)
         write_documents(texts, root / "docs")
-        store = Store(f"sqlite:///{root / 'meta.db'}", root / "indexes")
         try:
-            ingest = timed(lambda: ingest_paths([root / "docs"], encoder, store, settings, progress=False))
-            chunks = [entry.text for entry in store.fetch(store.embedded_ids(EntryKind.CHUNK))]
+            speeds = []
+            for backend in backends:
+                encoder.use_backend(backend, settings.cache_dir)
+                speeds.append(measure_backend(encoder, len(texts), root / "docs", root, settings, repeats))
         finally:
-            store.close()
-    if not chunks:
-        raise ValueError("ingestion stored no chunks: nothing to compare")
-    encode = timed(lambda: embed_heads(encoder, chunks, settings.batch_size))
-    return IngestSpeed(
-        documents=len(texts),
-        chunks=len(chunks),
-        heads=len(encoder.config.heads) or 1,
-        ingest_wall_s=ingest.wall,
-        ingest_cpu_s=ingest.cpu,
-        encode_wall_s=encode.wall,
-        encode_cpu_s=encode.cpu,
-    )
+            encoder.use_backend(own, settings.cache_dir)
+    return speeds

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 EAGER = "student (torch eager)"
 THROUGHPUT_GOAL = 25.0  # x the ensemble, default CPU path
 OVERHEAD_GOAL = 0.10
+INGEST_SPEEDUP_GOAL = 2.0  # x the chunks/s of eager torch encoding batches in arrival order
+INGEST_BASELINE_BACKEND = "torch"
 GPU_SCRIPT = "jasper_rag/bench/gpu_check.py"
 
 Payload = dict
@@ -107,13 +109,28 @@ def goals(payload: Payload) -> list[list[str]]:
         )
     ingestion = payload.get("ingestion")
     if ingestion:
+        overheads = [max(row["overhead_wall"], row["overhead_cpu"]) for row in ingestion]
         lines.append(
             [
-                f"ingestion overhead < {OVERHEAD_GOAL:.0%}",
-                f"{ingestion['overhead_wall']:.1%} wall, {ingestion['overhead_cpu']:.1%} CPU",
-                "met" if max(ingestion["overhead_wall"], ingestion["overhead_cpu"]) < OVERHEAD_GOAL else "not met",
+                f"ingestion overhead < {OVERHEAD_GOAL:.0%} (end to end vs sorted raw encoding)",
+                "; ".join(
+                    f"{row['backend']}: {row['overhead_wall']:.1%} wall, {row['overhead_cpu']:.1%} CPU"
+                    for row in ingestion
+                ),
+                "met" if max(overheads) < OVERHEAD_GOAL else "not met",
             ]
         )
+        baseline = ingest_baseline(ingestion)
+        if baseline is not None:
+            best = max(ingestion, key=lambda row: row["ingest_chunks_per_s"])
+            ratio = best["ingest_chunks_per_s"] / baseline
+            lines.append(
+                [
+                    f"ingestion >= {INGEST_SPEEDUP_GOAL:g}x chunks/s of unsorted eager encoding",
+                    f"{ratio:.2f}x ({best['backend']} end to end)",
+                    "met" if ratio >= INGEST_SPEEDUP_GOAL else "not met",
+                ]
+            )
     sizes = sorted({row["size"] for row in payload.get("search", [])})
     if sizes:
         lines.append(
@@ -209,22 +226,42 @@ def search_table(payload: Payload, size: int, full_head_only: bool = False) -> s
     return _table(header, rows)
 
 
+def ingest_baseline(rows: list[dict]) -> float | None:
+    """Chunks/s of the simple way to encode: eager torch, batches in arrival order (None if not measured)."""
+    row = next((row for row in rows if row["backend"] == INGEST_BASELINE_BACKEND), None)
+    return None if row is None else row["raw_unsorted_chunks_per_s"]
+
+
 def ingestion_table(payload: Payload) -> str:
-    row = payload["ingestion"]
-    return _table(
-        ["documents", "chunks", "heads", "ingest chunks/s", "raw encode chunks/s", "overhead (wall)", "overhead (CPU)"],
+    """Per backend: end to end and raw encoding chunks/s, each as a ratio to unsorted eager encoding."""
+    rows = payload["ingestion"]
+    baseline = ingest_baseline(rows)
+
+    def rate(row: dict, name: str) -> str:
+        value = row[f"{name}_chunks_per_s"]
+        return f"{value:.1f}" if baseline is None else f"{value:.1f} ({value / baseline:.2f}x)"
+
+    first = rows[0]
+    title = (
+        f"Ingestion: {first['documents']} SciFact documents as .txt files, {first['chunks']} chunks, "
+        f"{first['heads']} heads, median of {first['repeats']} runs; chunks/s in wall time, (ratio to eager "
+        "torch encoding in arrival-order batches); overhead: end to end vs sorted raw encoding:"
+    )
+    table = _table(
+        ["backend", "end to end", "raw, arrival order", "raw, length-sorted", "overhead (wall)", "overhead (CPU)"],
         [
             [
-                str(row["documents"]),
-                str(row["chunks"]),
-                str(row["heads"]),
-                f"{row['ingest_chunks_per_s']:.1f}",
-                f"{row['encode_chunks_per_s']:.1f}",
+                row["backend"],
+                rate(row, "ingest"),
+                rate(row, "raw_unsorted"),
+                rate(row, "raw_sorted"),
                 f"{row['overhead_wall']:.1%}",
                 f"{row['overhead_cpu']:.1%}",
             ]
+            for row in rows
         ],
     )
+    return f"{title}\n\n{table}"
 
 
 def training_table(payload: Payload) -> str:

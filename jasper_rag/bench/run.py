@@ -36,7 +36,7 @@ from jasper_rag.bench.vectors import (
     read_cache,
     without_texts,
 )
-from jasper_rag.config import Settings, get_settings
+from jasper_rag.config import BACKENDS, Settings, get_settings
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder
 from jasper_rag.eval.tasks import RetrievalTask, load_task
@@ -67,6 +67,7 @@ class BenchConfig:
     shortlist: int = 100
     full_index_limit: int = 200_000
     ingest_docs: int = 500
+    ingest_backends: tuple[str, ...] = BACKENDS  # each ingests the documents and encodes their chunks raw
     train_steps: int = 4
     recipe: str = "quick"
     seed: int = 0
@@ -310,7 +311,10 @@ def run_ingestion(context: BenchContext, student: Student) -> None:
     scifact = load_task("scifact", context.settings.eval_dir)
     assert isinstance(scifact, RetrievalTask)
     texts = [scifact.data.corpus[i] for i in scifact.doc_ids[: context.config.ingest_docs]]
-    context.results["ingestion"] = measure_ingestion(student.encoder, texts, context.settings).to_json()
+    speeds = measure_ingestion(
+        student.encoder, texts, context.settings, context.config.ingest_backends, context.config.repeats
+    )
+    context.results["ingestion"] = [speed.to_json() for speed in speeds]
 
 
 def run_training(context: BenchContext, student: Student) -> None:

@@ -10,16 +10,24 @@ Each file is parsed in a worker process bounded in CPU time, memory and wall-clo
 (``jasper_rag.ingest.worker``), so a hostile file costs at most those limits. The store's writer lock is
 held only to write (binding the model, removals, each batch's commit), never while files are parsed
 or embedded, so other writers wait seconds, not the length of a run.
+
+Parsing and embedding overlap: a thread reads, parses and chunks up to ``PARSE_AHEAD_FILES`` files
+ahead (``jasper_rag.ingest.prefetch``) while the main thread embeds. Texts are embedded as soon as
+``EMBED_BATCHES`` encoder batches of them are waiting, whichever files they come from, so many small
+files still fill whole batches, sorted by length across files (``jasper_rag.batching``); records are
+committed, as before, every ``ingest_commit_chunks`` entries.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import io
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +51,7 @@ from jasper_rag.ingest.loaders import (
     file_type,
     storable,
 )
+from jasper_rag.ingest.prefetch import Prefetch
 from jasper_rag.ingest.summary import REMOVED, UNCHANGED, FileOutcome, IngestSummary
 from jasper_rag.ingest.worker import ParseLimits, ParseWorker, UnexpectedParseError
 from jasper_rag.store import (
@@ -64,6 +73,8 @@ log = logging.getLogger(__name__)
 NO_IMAGE_ENCODER = "no image encoder yet: stored as an image record, not searchable"
 NO_IMAGE_ENCODER_TEXT = "no image encoder yet: the image is not searchable, the text OCR read in it is"
 MAX_PENDING_FILES = 512
+PARSE_AHEAD_FILES = 64  # files read and parsed ahead of the embedding (bounds the memory they hold)
+EMBED_BATCHES = 4  # encoder batches of texts embedded at once, sorted by length across their files
 UNLISTED = "cannot list folder"
 
 
@@ -241,6 +252,9 @@ class Ingestor:
         self.chunker = Chunker.for_encoder(
             encoder, settings.chunk_tokens, settings.chunk_overlap, settings.ingest_max_page_chars
         )
+        # the parse thread's own copy: a fast tokenizer used by two threads at once fails ("Already borrowed")
+        self.chunker.tokenizer = copy.deepcopy(encoder.tokenizer)
+        self.encoding = threading.Lock()  # the encoder runs one call at a time (images are embedded while parsed)
         self.limit_bytes = int(settings.ingest_max_file_mb * 2**20)
         self.limits = LoadLimits.from_settings(settings)
         self.parse_limits = ParseLimits.from_settings(settings)
@@ -249,6 +263,8 @@ class Ingestor:
         self.images = can_embed_images(encoder)
         self.summary = IngestSummary()
         self.pending: list[DocumentRecord] = []
+        self.embedded = 0  # how many of the pending records have their text vectors
+        self.waiting = 0  # texts of the pending records without vectors
         self.roots: dict[Path, Path] = {}
         self.progress = progress
         self.retry_failed = True
@@ -283,8 +299,11 @@ class Ingestor:
                 known = {doc.path: doc for doc in self.store.documents()}
                 kept = [*found.unlisted, *found.missing]  # unknown is not gone: an unmounted share keeps its documents
                 self._remove_gone(known, files, [absolute(p) for p in paths], kept)
-            for path in tqdm(files, desc="files", unit="file", position=0, disable=not self.progress):
-                self._add(path, known.get(str(path)))
+            parsed = ((path, self._prepare(path, self._done_hash(known.get(str(path))))) for path in files)
+            with Prefetch(parsed, PARSE_AHEAD_FILES, name="ingest-parse") as ahead:
+                bar = tqdm(ahead, total=len(files), desc="files", unit="file", position=0, disable=not self.progress)
+                for path, record in bar:
+                    self._add(path, record)
             self._flush()
         finally:
             worker.release(self.parser)
@@ -305,18 +324,22 @@ class Ingestor:
         self.store.commit([], gone)
         self.summary.outcomes += [FileOutcome(path, REMOVED) for path in gone]
 
-    def _add(self, path: Path, previous: DocumentView | None) -> None:
-        """Queue one file's new record (committing when the batch is full), or note it unchanged."""
-        record = self._prepare(path, self._done_hash(previous))
+    def _add(self, path: Path, record: DocumentRecord | None) -> None:
+        """Queue one file's new record (embedding when enough texts wait, committing when the batch is
+        full), or note it unchanged (``record`` None)."""
         if record is None:
             self.summary.outcomes.append(FileOutcome(str(path), UNCHANGED))
             return
         self.pending.append(record)
-        self.embed_bar.total += sum(e.embedded and e.kind != EntryKind.IMAGE for e in record.entries)
+        texts = len(self._texted(record))
+        self.waiting += texts
+        self.embed_bar.total += texts
         self.embed_bar.refresh()
         full = self._pending_entries() >= self.settings.ingest_commit_chunks or len(self.pending) >= MAX_PENDING_FILES
         if full:
             self._flush()
+        elif self.waiting >= EMBED_BATCHES * self.settings.batch_size:
+            self._embed()
 
     # ----------------------------------------------------------------- one file
     def _done_hash(self, previous: DocumentView | None) -> str | None:
@@ -379,7 +402,8 @@ class Ingestor:
             )
             record.entries = [image, *self._chunks(content.text)]  # the image first: its vector comes first
             if self.images:
-                record.vectors = embed_image(self.encoder, data)
+                with self.encoding:
+                    record.vectors = embed_image(self.encoder, data)
         for ordinal, entry in enumerate(record.entries):
             entry.ordinal = ordinal
         if self.images or not isinstance(content, ImageContent):
@@ -408,15 +432,24 @@ class Ingestor:
     def _pending_entries(self) -> int:
         return sum(len(record.entries) for record in self.pending)
 
-    def _flush(self) -> None:
-        """Embed the pending texts for every head and commit the pending records."""
-        if not self.pending:
-            return
-        texted = [[e for e in record.entries if e.embedded and e.kind != EntryKind.IMAGE] for record in self.pending]
+    @staticmethod
+    def _texted(record: DocumentRecord) -> list:
+        """The record's entries embedded by the text encoder."""
+        return [entry for entry in record.entries if entry.embedded and entry.kind != EntryKind.IMAGE]
+
+    def _embed(self) -> None:
+        """Embed, for every head, the texts of the pending records that have no vectors yet, in one call
+        (sorted by length across files by the encoder)."""
+        records = self.pending[self.embedded :]
+        self.embedded, self.waiting = len(self.pending), 0
+        texted = [self._texted(record) for record in records]
         texts = [entry.text for entries in texted for entry in entries]
-        vectors = embed_heads(self.encoder, texts, self.settings.batch_size, on_batch=self.embed_bar.update)
+        if not texts:
+            return
+        with self.encoding:
+            vectors = embed_heads(self.encoder, texts, self.settings.batch_size, on_batch=self.embed_bar.update)
         offset = 0
-        for record, entries in zip(self.pending, texted, strict=True):
+        for record, entries in zip(records, texted, strict=True):
             if not entries:
                 continue
             count = len(entries)
@@ -424,6 +457,12 @@ class Ingestor:
             own = record.vectors  # an image's own vector (its entry comes first) precedes its recognised text's
             record.vectors = {head: np.vstack([own[head], r]) if head in own else r for head, r in rows.items()}
             offset += count
+
+    def _flush(self) -> None:
+        """Embed the pending texts still without vectors and commit the pending records."""
+        if not self.pending:
+            return
+        self._embed()
         with self.store.writer():  # short: another run's commits interleave with ours, file by file
             self.store.bind_model(self.identity)  # refuses if another run rebuilt with another model meanwhile
             self.store.commit(self.pending)
@@ -432,7 +471,7 @@ class Ingestor:
             for entry in embedded:
                 self.summary.embedded[entry.kind] += 1
             self.summary.outcomes.append(FileOutcome(record.path, record.status, record.error, len(record.entries)))
-        self.pending = []
+        self.pending, self.embedded, self.waiting = [], 0, 0
 
 
 def ingest_paths(
