@@ -1,19 +1,29 @@
-"""Search bench: recall against exact full-head search, composites, bytes; bench vectors and heads."""
+"""Search bench: tuned index types, recall against exact search, composites, bytes; bench vectors and heads."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from jasper_rag.bench.search import SearchBench, exact_top_k, recall_at_k
+from jasper_rag.bench.search import (
+    EF_SEARCH,
+    TARGET_RECALL,
+    Queries,
+    SearchBench,
+    exact_top_k,
+    factories_for,
+    ivf_lists,
+    recall_at_k,
+)
 from jasper_rag.bench.vectors import (
     BenchDataError,
+    closeness,
     corpus_of_size,
     fit_heads,
     paired_rows,
+    perturbed_copies,
     project,
     read_cache,
-    synthetic_like,
     without_texts,
 )
 from jasper_rag.embedding import normalize_rows
@@ -32,32 +42,82 @@ def heads():
     return fit_heads(hidden, targets, [12, 6])
 
 
-def test_every_option_is_measured_and_exact_options_have_full_recall(heads) -> None:
-    bench = SearchBench(queries=30, k=10, shortlist=50, batch_repeats=2)
+def plan(heads, index_types) -> dict[str, list[str]]:
+    return {name: list(index_types) for name in heads}
+
+
+def test_every_option_is_tuned_measured_and_exact_options_have_full_recall(heads) -> None:
+    bench = SearchBench(queries=30, k=10, batch_repeats=2)
     corpus = corpus_of_size(real_like(), 2500)
-    rows = bench.run(corpus, real_like(40, seed=5), heads, ["Flat", "HNSW32", "SQ8"])
+    queries = Queries(real_like(40, seed=5), real_like(40, seed=6))
+    rows = bench.run(corpus, queries, heads, plan(heads, ["Flat", "HNSW32", "IVF,Flat", "SQ"]))
     options = {(row.head, row.index) for row in rows}
-    assert {("full", "Flat"), ("d12", "HNSW32"), ("d6", "SQ8"), ("full", "compact")} <= options
+    assert {("full", "Flat"), ("d12", "HNSW32"), ("d6", "SQ"), ("full", "IVF,Flat"), ("full", "compact")} <= options
     assert {("d6->full", "funnel (Flat)"), ("d6->full", "funnel (compact)")} <= options
     by_option = {(row.head, row.index): row for row in rows}
-    assert by_option[("full", "Flat")].recall_at_10 == 1.0
+    for head in heads:
+        assert by_option[(head, "Flat")].recall_at_10 == 1.0  # against exact search with the same head
     assert by_option[("full", "compact")].recall_at_10 == 1.0
+    assert by_option[("d6", "Flat")].full_overlap_at_10 < 1.0 == by_option[("full", "Flat")].full_overlap_at_10
     assert by_option[("full", "Flat")].bytes_per_vector == pytest.approx(60 * 4 + 8, rel=0.02)
-    assert by_option[("d6->full", "funnel (Flat)")].recall_at_10 >= by_option[("d6", "Flat")].recall_at_10
+    assert by_option[("full", "IVF,Flat")].params.startswith(f"IVF{ivf_lists(2500)},Flat nprobe=")
+    assert by_option[("full", "HNSW32")].params.startswith("HNSW32 efSearch=")
+    assert by_option[("d6", "SQ")].params in ("SQ4", "SQ8", "SQfp16")
+    assert all(row.tune_recall_at_10 >= TARGET_RECALL for row in rows)  # only settings that reached the target
     assert all(row.size == 2500 and row.real_vectors == 1500 for row in rows)
     assert all(row.single_p50_ms > 0 and row.batch_ms_per_query.min > 0 for row in rows)
     (check,) = bench.compact_checks
     assert check.identical_sets == 1.0 and check.compact_dim == 25 and check.full_dim == 60
 
 
-def test_big_corpora_index_only_the_chosen_heads(heads) -> None:
+def test_tuning_takes_the_cheapest_setting_that_reaches_the_target_on_the_tuning_queries(heads) -> None:
+    bench = SearchBench(queries=20, batch_repeats=1)
+    corpus = corpus_of_size(real_like(), 3000)
+    queries = Queries(real_like(20, seed=5), real_like(20, seed=6))
+    bench.run(corpus, queries, heads, {"full": ["HNSW32", "SQ"], "d6": ["Flat"]})
+    for tuning in bench.tunings:
+        recalls = [recall for _, recall in tuning.tried]
+        assert all(recall < TARGET_RECALL for recall in recalls[:-1])  # stopped at the first that reached it
+        assert (tuning.chosen is not None) == (recalls[-1] >= TARGET_RECALL)
+        if tuning.chosen is not None:
+            assert tuning.chosen == tuning.tried[-1][0]
+    hnsw = next(t for t in bench.tunings if t.index == "HNSW32")
+    assert [setting for setting, _ in hnsw.tried] == [f"HNSW32 efSearch={ef}" for ef in EF_SEARCH][: len(hnsw.tried)]
+
+
+def test_an_index_type_that_never_reaches_the_target_is_dropped(heads, monkeypatch) -> None:
+    import jasper_rag.bench.search as search
+
+    monkeypatch.setattr(search, "TARGET_RECALL", 1.01)  # unreachable: every type is dropped, even Flat
     bench = SearchBench(queries=10, batch_repeats=1)
-    rows = bench.run(corpus_of_size(real_like(), 1200), real_like(10, seed=3), heads, ["Flat"], indexed_heads=["d6"])
+    queries = Queries(real_like(10, seed=3), real_like(10, seed=4))
+    rows = bench.run(corpus_of_size(real_like(), 1600), queries, heads, {"full": ["Flat", "SQ"], "d6": ["Flat"]})
+    assert [(row.head, row.index) for row in rows] == [("full", "compact")]  # no small Flat index: no funnel
+    assert {(t.head, t.index) for t in bench.tunings if t.chosen is None} == {
+        ("full", "Flat"),
+        ("full", "SQ"),
+        ("d6", "Flat"),
+    }
+    sq = next(t for t in bench.tunings if t.index == "SQ")
+    assert [setting for setting, _ in sq.tried] == ["SQ4", "SQ8", "SQfp16"]
+
+
+def test_big_corpora_index_only_the_planned_heads(heads) -> None:
+    bench = SearchBench(queries=10, batch_repeats=1)
+    queries = Queries(real_like(10, seed=3), real_like(10, seed=4))
+    rows = bench.run(corpus_of_size(real_like(), 1200), queries, heads, {"d6": ["Flat"]})
     assert [(row.head, row.index) for row in rows] == [
         ("d6", "Flat"),
         ("full", "compact"),
         ("d6->full", "funnel (compact)"),
     ]
+
+
+def test_family_settings_grow_in_cost() -> None:
+    assert ivf_lists(10_000) == 128 and ivf_lists(100_000) == 256 and ivf_lists(1_000_000) == 1024
+    assert factories_for("IVF,PQ", 1152, 100_000) == ["IVF256,PQ288x4fs", "IVF256,PQ576x4fs"]
+    assert factories_for("SQ", 64, 10) == ["SQ4", "SQ8", "SQfp16"]
+    assert factories_for("HNSW32", 64, 10) == ["HNSW32"]
 
 
 def test_exact_top_k_matches_brute_force_across_blocks(heads) -> None:
@@ -68,17 +128,24 @@ def test_exact_top_k_matches_brute_force_across_blocks(heads) -> None:
     assert recall_at_k(expected[:, ::-1], expected) == 1.0  # order does not matter for recall
 
 
-def test_synthetic_vectors_match_the_real_statistics() -> None:
+def test_corpora_beyond_the_real_vectors_repeat_them_with_small_noise() -> None:
     real = real_like(3000)
-    fake = synthetic_like(real, 20000, seed=1)
-    assert fake.shape == (20000, 24) and fake.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(fake, axis=1), 1, atol=1e-5)
-    np.testing.assert_allclose(fake.mean(axis=0), real.mean(axis=0), atol=0.03)
+    copies = perturbed_copies(real, 7000, seed=1)
+    assert copies.shape == (7000, 24) and copies.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(copies, axis=1), 1, atol=1e-5)
+    source = normalize_rows(real)[np.arange(7000) % 3000]
+    cosines = np.sum(copies * source, axis=1)
+    assert np.all(cosines < 1) and np.median(cosines) > 0.9  # near-duplicates of their sources, never equal
+    nearest_other = np.sort(copies[:50] @ normalize_rows(real).T, axis=1)[:, -2]
+    assert np.all(cosines[:50] > nearest_other)  # closest to the vector each one repeats
+    close = closeness(real, sample=200)
+    assert close.copy_to_source == pytest.approx(np.median(cosines), abs=0.02)
+    assert close.real_nearest < close.copy_to_source
     corpus = corpus_of_size(real, 5000)
     assert corpus.real == 3000 and len(corpus.hidden) == 5000
     assert corpus_of_size(real, 100).real == 100
-    with pytest.raises(BenchDataError, match="more than 24 real vectors"):
-        synthetic_like(real[:10], 5)
+    with pytest.raises(BenchDataError, match="no real vectors"):
+        perturbed_copies(real[:0], 5)
 
 
 class FakeEncoder:
@@ -103,3 +170,33 @@ def test_cached_vectors_are_read_and_paired_by_text(tmp_path) -> None:
     expected = {tuple(np.round(v, 5)) for v in student.encode(["a", "c"])}
     assert {tuple(np.round(v, 5)) for v in hidden} == expected
     assert read_cache(tmp_path / "missing")[1].shape == (0, 0)
+
+
+def test_the_report_lists_tuned_settings_dropped_types_and_the_fastest_full_head_index() -> None:
+    from jasper_rag.bench.report import dropped_text, fastest_text, search_table
+
+    def row(head: str, dim: int, index: str, params: str, p50: float) -> dict:
+        spread = {"median": 1.0, "min": 1.0, "max": 1.0}
+        return {
+            "size": 100, "real_vectors": 50, "head": head, "dim": dim, "index": index, "params": params,
+            "build_s": 0.1, "bytes_per_vector": 4.0, "recall_at_10": 0.97, "full_overlap_at_10": 0.5,
+            "tune_recall_at_10": 0.96, "single_p50_ms": p50, "single_p95_ms": 2 * p50, "batch_ms_per_query": spread,
+        }  # fmt: skip
+
+    payload = {
+        "search": [
+            row("full", 60, "Flat", "Flat", 2.0),
+            row("full", 60, "HNSW32", "HNSW32 efSearch=64", 0.5),
+            row("full", 60, "compact", "Flat over 25-d", 0.1),
+            row("d6", 6, "Flat", "Flat", 0.05),
+        ],
+        "search_tuning": [
+            {"size": 100, "head": "full", "index": "IVF,PQ", "chosen": None, "tried": [["a", 0.4], ["b", 0.6]]},
+            {"size": 100, "head": "full", "index": "HNSW32", "chosen": "HNSW32 efSearch=64", "tried": []},
+        ],
+        "search_target": 0.95,
+    }
+    assert "| full | 60 | HNSW32 | HNSW32 efSearch=64 | 0.970 | 0.500 |" in search_table(payload, 100)
+    assert fastest_text(payload, 100).startswith("Fastest full-head store index in the table: HNSW32 efSearch=64")
+    assert dropped_text(payload, 100).endswith("IVF,PQ on full (best: b, 0.600)")
+    assert fastest_text(payload, 7) is None and dropped_text(payload, 7) is None

@@ -193,6 +193,9 @@ def quality_table(payload: Payload) -> str:
     return _table(["variant", *tasks], rows)
 
 
+COMPOSITES = ("compact", "funnel")  # search options that are not one store index
+
+
 def search_table(payload: Payload, size: int, full_head_only: bool = False) -> str:
     """The search rows of one corpus size (``full_head_only``: options that answer with full-head scores)."""
     rows = []
@@ -201,12 +204,15 @@ def search_table(payload: Payload, size: int, full_head_only: bool = False) -> s
     for row in searches:
         if row["size"] != size or (full_head_only and row["dim"] != full_dim):
             continue
+        overlap = row.get("full_overlap_at_10")
         rows.append(
             [
                 row["head"],
                 str(row["dim"]),
-                f"{row['index']} {row['params']}".strip(),
+                row["index"],
+                row["params"],
                 f"{row['recall_at_10']:.3f}",
+                "–" if overlap is None else f"{overlap:.3f}",
                 f"{row['single_p50_ms']:.2f} / {row['single_p95_ms']:.2f}",
                 _spread(row["batch_ms_per_query"], 3),
                 f"{row['bytes_per_vector']:.0f}",
@@ -216,14 +222,47 @@ def search_table(payload: Payload, size: int, full_head_only: bool = False) -> s
     header = [
         "head",
         "dim",
-        "index",
+        "index type",
+        "tuned setting",
         "recall@10",
+        "top-10 overlap with full head",
         "1 query p50 / p95 ms",
         "batched ms/query",
         "bytes/vector",
         "build s",
     ]
-    return _table(header, rows)
+    return _table(header, rows, text_columns=4)
+
+
+def dropped_text(payload: Payload, size: int) -> str | None:
+    """The index types no setting of which reached the recall target at ``size``, with their best try."""
+    dropped = []
+    for tuning in payload.get("search_tuning", []):
+        if tuning["size"] == size and tuning["chosen"] is None:
+            setting, recall = max(tuning["tried"], key=lambda tried: tried[1])
+            dropped.append(f"{tuning['index']} on {tuning['head']} (best: {setting}, {recall:.3f})")
+    if not dropped:
+        return None
+    return f"Dropped (no setting reached recall@10 {payload['search_target']} on the tuning queries): " + "; ".join(
+        dropped
+    )
+
+
+def fastest_text(payload: Payload, size: int) -> str | None:
+    """The full-head store index with the lowest single-query p50 among those in the table at ``size``."""
+    full_dim = max((row["dim"] for row in payload.get("search", [])), default=None)
+    candidates = [
+        row
+        for row in payload.get("search", [])
+        if row["size"] == size and row["dim"] == full_dim and not row["index"].startswith(COMPOSITES)
+    ]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda row: row["single_p50_ms"])
+    return (
+        f"Fastest full-head store index in the table: {best['params']} ({best['single_p50_ms']:.2f} ms p50, "
+        f"recall@10 {best['recall_at_10']:.3f}, {best['bytes_per_vector']:.0f} bytes/vector)."
+    )
 
 
 def ingest_baseline(rows: list[dict]) -> float | None:
@@ -290,8 +329,9 @@ def summary_markdown(payload: Payload) -> str:
     sizes = sorted({row["size"] for row in payload.get("search", [])})
     for size in sizes:
         real = next(row["real_vectors"] for row in payload["search"] if row["size"] == size)
-        title = f"Search, {size:,} vectors ({real:,} real, the rest drawn to match them)"
-        parts += [f"{title}:", "", search_table(payload, size), ""]
+        made = "the rest perturbed copies of them" if real < size else "all real"
+        parts += [f"Search, {size:,} vectors ({real:,} real, {made}):", "", search_table(payload, size), ""]
+        parts += [f"{line}\n" for line in (fastest_text(payload, size), dropped_text(payload, size)) if line]
     if payload.get("ingestion"):
         parts += [ingestion_table(payload), ""]
     if payload.get("training"):

@@ -1,18 +1,27 @@
-"""Search per head dimension and index type: latency (single and batched), recall@10, bytes, build time.
+"""Search per head dimension and index type: tuned setting, latency (single and batched), recall@10, bytes, build.
 
-Recall@10 is measured against exact search with the full head (the ground truth every cheaper
-option is judged by). Single queries run on one thread (FAISS's OpenMP and numpy's BLAS limited
-with ``threadpoolctl``); batched queries use every core. Besides the FAISS factories, two composite
-options are measured:
-``funnel`` (shortlist from the smallest head's Flat index, exact re-scoring with the full head)
-and ``compact`` (``CompactFullHeadIndex``: exact full-head search from (hidden+1)-d vectors),
-plus the funnel re-scoring from the compact index.
+Recall@10 is measured against exact search with the same head, and each row also gives the top-10 overlap
+with exact full-head search (what a smaller head costs in answers). Every index type is tuned first: its
+settings are tried cheapest first (fewer bytes, then less search work) on a held-out set of tuning queries,
+and the first that reaches ``TARGET_RECALL`` is the one measured, on the reported queries (never the ones it
+was tuned on); an index type that reaches it with no setting is dropped (``Tuning`` records what was tried).
+Single queries run on one thread (FAISS's OpenMP and numpy's BLAS limited with ``threadpoolctl``);
+batched queries use every core. Besides the FAISS indexes, two composite options are measured:
+``funnel`` (shortlist from the smallest head's Flat index, exact re-scoring with the full head; the
+shortlist length is tuned the same way) and ``compact`` (``CompactFullHeadIndex``: exact full-head
+search from (hidden+1)-d vectors), plus the funnel re-scoring from the compact index.
+
+Index types are FAISS factory strings, tuned on their search-time parameter (HNSW ``efSearch``, IVF
+``nprobe``), or one of the families in ``FAMILIES``, whose build-time setting is tuned too (IVF list count
+from the corpus size, PQ code size, SQ type). PQ codes are FAISS's 4-bit fast-scan ones (``PQ{m}x4fs``:
+``m`` half-bytes per vector), which train in seconds where 8-bit codes of the same size take minutes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import faiss
@@ -27,14 +36,42 @@ from jasper_rag.bench.vectors import Corpus, project
 from jasper_rag.encoder import FULL_HEAD
 from jasper_rag.search.funnel import funnel_search
 from jasper_rag.store import VectorIndex
+from jasper_rag.store.vector_index import IndexTrainingError
 
 log = logging.getLogger(__name__)
 
-NPROBE = 16  # IVF lists visited per query
-# Note: FAISS's factory turns on polysemous training for "PQn" codes unless the string ends in "np"
-# ("IVF256,PQ16np"); that training costs minutes of build time and only serves polysemous filtering,
-# which is off unless ``polysemous_ht`` is set.
-EF_SEARCH = 64  # HNSW candidate list size
+TARGET_RECALL = 0.95  # recall@10 against exact search of the same head an index type must reach on tuning queries
+EF_SEARCH = (16, 32, 64, 128, 256, 512)  # HNSW candidate list sizes tried
+NPROBE = (1, 2, 4, 8, 16, 32, 64, 128)  # IVF lists visited per query tried (up to a quarter of the lists)
+SHORTLISTS = (100, 200, 400, 800)  # funnel shortlist lengths tried
+
+
+def ivf_lists(size: int) -> int:
+    """IVF list count for ``size`` vectors: the power of two nearest to sqrt(size)."""
+    return 2 ** max(0, round(math.log2(math.sqrt(max(size, 1)))))
+
+
+FAMILIES: dict[str, Callable[[int, int], list[str]]] = {  # name -> (dim, size) -> factories, cheapest first
+    "IVF,Flat": lambda dim, size: [f"IVF{ivf_lists(size)},Flat"],
+    "IVF,PQ": lambda dim, size: [f"IVF{ivf_lists(size)},PQ{dim // d}x4fs" for d in (4, 2) if dim % (2 * d) == 0],
+    "SQ": lambda dim, size: ["SQ4", "SQ8", "SQfp16"],
+}
+
+
+def factories_for(index_type: str, dim: int, size: int) -> list[str]:
+    """The factories tried for an index type (a family in ``FAMILIES`` or one factory string), cheapest first."""
+    return FAMILIES[index_type](dim, size) if index_type in FAMILIES else [index_type]
+
+
+def search_settings(index: VectorIndex) -> list[str]:
+    """FAISS search-time parameter strings tried on a built index, least search work first (``[""]``: none)."""
+    ivf = faiss.try_extract_index_ivf(index.index)
+    if ivf is not None:
+        return [f"nprobe={n}" for n in NPROBE if n <= max(1, ivf.nlist // 4)]
+    inner = faiss.downcast_index(index.index.index) if isinstance(index.index, faiss.IndexIDMap2) else None
+    if isinstance(inner, faiss.IndexHNSW):
+        return [f"efSearch={ef}" for ef in EF_SEARCH]
+    return [""]
 
 
 @dataclass(frozen=True)
@@ -45,17 +82,41 @@ class SearchRow:
     real_vectors: int
     head: str
     dim: int
-    index: str
-    params: str
+    index: str  # the index type (a factory string, a family, or a composite)
+    params: str  # its tuned setting: factory and search-time parameters
     build_s: float
     bytes_per_vector: float
-    recall_at_10: float
+    recall_at_10: float  # against exact search with the same head, on the reported queries
+    full_overlap_at_10: float  # top-10 overlap with exact full-head search
+    tune_recall_at_10: float  # what the setting reached on the tuning queries
     single_p50_ms: float
     single_p95_ms: float
     batch_ms_per_query: Spread
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The settings tried for one index type on one head and size, and the one chosen (None: dropped)."""
+
+    size: int
+    head: str
+    index: str
+    chosen: str | None
+    tried: list[tuple[str, float]]  # (setting, recall@10 on the tuning queries), in the order tried
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Hidden vectors of the reported queries and of the held-out tuning queries."""
+
+    reported: np.ndarray
+    tuning: np.ndarray
 
 
 def exact_top_k(hidden: np.ndarray, head: nn.Linear, queries: np.ndarray, k: int, block: int = 100_000) -> np.ndarray:
@@ -82,19 +143,6 @@ def index_bytes(index: VectorIndex) -> int:
     return int(faiss.serialize_index(index.index).nbytes)
 
 
-def tune(index: VectorIndex) -> str:
-    """Set the search-time parameters of approximate indexes; returns them as text for the report."""
-    ivf = faiss.try_extract_index_ivf(index.index)
-    if ivf is not None:
-        ivf.nprobe = NPROBE
-        return f"nprobe={NPROBE}"
-    inner = faiss.downcast_index(index.index.index) if isinstance(index.index, faiss.IndexIDMap2) else None
-    if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efSearch = EF_SEARCH
-        return f"efSearch={EF_SEARCH}"
-    return ""
-
-
 Searcher = Callable[[np.ndarray], np.ndarray]  # queries -> top-k ids
 
 
@@ -119,14 +167,14 @@ class CompactCheck:
 
 
 class SearchBench:
-    """Measures index options on one corpus with a fixed query set."""
+    """Tunes and measures index options on one corpus with fixed reported and tuning query sets."""
 
-    def __init__(self, queries: int, k: int = 10, shortlist: int = 100, batch_repeats: int = 3) -> None:
+    def __init__(self, queries: int, k: int = 10, batch_repeats: int = 3) -> None:
         self.queries = queries
         self.k = k
-        self.shortlist = shortlist
         self.batch_repeats = batch_repeats
         self.compact_checks: list[CompactCheck] = []
+        self.tunings: list[Tuning] = []
 
     def measure(
         self,
@@ -136,10 +184,11 @@ class SearchBench:
         nbytes: float,
         search: Searcher,
         queries: np.ndarray,
-        truth: np.ndarray,
+        truth: tuple[np.ndarray, np.ndarray],
+        tune_recall: float,
     ) -> SearchRow:
         """Latency (single on one thread, batched on all), recall and size of one option; ``option`` is
-        (head, dim, index, params)."""
+        (head, dim, index type, tuned setting), ``truth`` the exact top-k ids of the same head and of the full head."""
         head, dim, index, params = option
         size = len(corpus.hidden)
         with threadpool_limits(limits=1):  # FAISS's OpenMP and numpy's BLAS: one thread per single query
@@ -155,71 +204,106 @@ class SearchBench:
             params=params,
             build_s=round(build_s, 3),
             bytes_per_vector=round(nbytes / size, 1),
-            recall_at_10=round(recall_at_k(found, truth, self.k), 4),
+            recall_at_10=round(recall_at_k(found, truth[0], self.k), 4),
+            full_overlap_at_10=round(recall_at_k(found, truth[1], self.k), 4),
+            tune_recall_at_10=round(tune_recall, 4),
             single_p50_ms=round(single.p50_ms, 3),
             single_p95_ms=round(single.p95_ms, 3),
             batch_ms_per_query=Spread.of([1000 * seconds / len(queries) for seconds in batched]),
         )
 
-    def run(
-        self,
-        corpus: Corpus,
-        query_hidden: np.ndarray,
-        heads: dict[str, nn.Linear],
-        factories: Sequence[str],
-        indexed_heads: Sequence[str] | None = None,
-    ) -> list[SearchRow]:
-        """Every factory on every head (or on ``indexed_heads``), then the compact and funnel options.
+    def tune(
+        self, index_type: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, head: str
+    ) -> tuple[VectorIndex, str, float, float] | None:
+        """Build the index type's settings cheapest first; the first to reach ``TARGET_RECALL`` on the tuning
+        ``queries``: ``(index, setting, build seconds, tuning recall)``, or None (dropped)."""
+        ids = np.arange(len(vectors), dtype=np.int64)
+        tried: list[tuple[str, float]] = []
+        for factory in factories_for(index_type, vectors.shape[1], len(vectors)):
+            index = VectorIndex.create(vectors.shape[1], factory)
+            try:
+                build = timed(lambda index=index: index.add(ids, vectors))
+            except IndexTrainingError:
+                tried.append((f"{factory} (too few vectors to train)", 0.0))
+                continue
+            for setting in search_settings(index):
+                index.set_search_parameters(setting)
+                recall = recall_at_k(index.search(queries, self.k)[1], truth, self.k)
+                label = f"{factory} {setting}".strip()
+                tried.append((label, round(recall, 4)))
+                if recall >= TARGET_RECALL:
+                    self.tunings.append(Tuning(len(vectors), head, index_type, label, tried))
+                    return index, label, build.wall, recall
+        self.tunings.append(Tuning(len(vectors), head, index_type, None, tried))
+        return None
 
-        The funnel shortlists from the smallest head's Flat index (when built) and re-scores from the
-        full head's Flat index (when built) and from the compact index."""
+    def run(
+        self, corpus: Corpus, queries: Queries, heads: dict[str, nn.Linear], plan: Mapping[str, Sequence[str]]
+    ) -> list[SearchRow]:
+        """The index types ``plan`` names for each head, tuned and measured, then the compact and funnel options.
+
+        The funnel shortlists from the smallest head's Flat index (when planned) and re-scores from the
+        full head's Flat index (when planned) and from the compact index."""
         size = len(corpus.hidden)
-        ids = np.arange(size, dtype=np.int64)
-        query_hidden = query_hidden[: self.queries]
-        full_queries = project(query_hidden, heads[FULL_HEAD])
-        truth = exact_top_k(corpus.hidden, heads[FULL_HEAD], full_queries, self.k)
+        reported, tuning = queries.reported[: self.queries], queries.tuning[: self.queries]
+        full_truth = self.truth(corpus, heads[FULL_HEAD], reported, tuning)
         small_head = min(heads, key=lambda name: heads[name].out_features)
-        indexed = list(indexed_heads or heads)
         rows: list[SearchRow] = []
         kept: dict[str, tuple[VectorIndex, float]] = {}
-        bar = tqdm(total=len(indexed) * len(factories), desc=f"indexes @ {size:,}", unit="index")
-        for name in indexed:
-            vectors, queries = project(corpus.hidden, heads[name]), project(query_hidden, heads[name])
-            for factory in factories:
-                index = VectorIndex.create(vectors.shape[1], factory)
-                build = timed(lambda index=index, vectors=vectors: index.add(ids, vectors))
-                params = tune(index)
+        bar = tqdm(total=sum(len(types) for types in plan.values()), desc=f"indexes @ {size:,}", unit="index")
+        for name, index_types in plan.items():
+            head = heads[name]
+            vectors, head_reported, head_tuning = (project(x, head) for x in (corpus.hidden, reported, tuning))
+            truth = full_truth if name == FULL_HEAD else self.truth(corpus, head, reported, tuning)
+            for index_type in index_types:
+                tuned = self.tune(index_type, vectors, head_tuning, truth[1], name)
+                bar.update(1)
+                if tuned is None:
+                    continue
+                index, setting, build_s, tune_recall = tuned
 
                 def search(batch: np.ndarray, index: VectorIndex = index) -> np.ndarray:
                     return index.search(batch, self.k)[1]
 
-                option = (name, vectors.shape[1], factory, params)
-                nbytes = index_bytes(index)
-                rows.append(self.measure(corpus, option, build.wall, nbytes, search, queries, truth))
-                if factory == "Flat" and name in (small_head, FULL_HEAD):
-                    kept[name] = (index, build.wall)
-                bar.update(1)
+                option = (name, vectors.shape[1], index_type, setting)
+                reported_truth = (truth[0], full_truth[0])
+                rows.append(
+                    self.measure(
+                        corpus, option, build_s, index_bytes(index), search, head_reported, reported_truth, tune_recall
+                    )
+                )
+                if index_type == "Flat" and name in (small_head, FULL_HEAD):
+                    kept[name] = (index, build_s)
         bar.close()
-        rows += self.composites(corpus, query_hidden, heads, kept, small_head, truth)
+        rows += self.composites(corpus, (reported, tuning), heads, kept, small_head, full_truth)
         return rows
+
+    def truth(
+        self, corpus: Corpus, head: nn.Linear, reported: np.ndarray, tuning: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k ids of the head for the reported and the tuning queries (one pass over the corpus)."""
+        ids = exact_top_k(corpus.hidden, head, project(np.concatenate([reported, tuning]), head), self.k)
+        return ids[: len(reported)], ids[len(reported) :]
 
     def composites(
         self,
         corpus: Corpus,
-        query_hidden: np.ndarray,
+        queries: tuple[np.ndarray, np.ndarray],
         heads: dict[str, nn.Linear],
         flat: dict[str, tuple[VectorIndex, float]],
         small_head: str,
-        truth: np.ndarray,
+        full_truth: tuple[np.ndarray, np.ndarray],
     ) -> list[SearchRow]:
-        """Compact exact index, and funnel search re-scoring from the full Flat index and from the compact one."""
+        """Compact exact index, and funnel search (shortlist tuned) re-scoring from the full Flat index and from
+        the compact one."""
         size = len(corpus.hidden)
         ids = np.arange(size, dtype=np.int64)
         full = heads[FULL_HEAD]
-        full_queries = project(query_hidden, full)
+        full_queries = project(queries[0], full)
         compact = CompactFullHeadIndex.create(CompactFullHead.from_head(full))
         build = timed(lambda: compact.add(ids, corpus.hidden))
         found = compact.search(full_queries, self.k)[1]
+        truth = full_truth[0]
         self.compact_checks.append(
             CompactCheck(
                 size=size,
@@ -231,6 +315,7 @@ class SearchBench:
                 identical_sets=float(np.mean([set(a) == set(b) for a, b in zip(found, truth, strict=True)])),
             )
         )
+        exact = recall_at_k(found, truth, self.k)
         rows = [
             self.measure(
                 corpus,
@@ -239,39 +324,47 @@ class SearchBench:
                 index_bytes(compact.index),
                 lambda q: compact.search(q, self.k)[1],
                 full_queries,
-                truth,
+                (truth, truth),
+                exact,
             )
         ]
         if small_head not in flat:
             return rows
         small, small_build = flat[small_head]
-        small_queries = project(query_hidden, heads[small_head])
-        stacked = np.concatenate([small_queries, full_queries], axis=1)
-        cut = small_queries.shape[1]
         rescorers: dict[str, tuple[VectorIndex | CompactFullHeadIndex, float]] = {"compact": (compact, build.wall)}
         if FULL_HEAD in flat:
             rescorers = {"Flat": flat[FULL_HEAD], **rescorers}
+        stacked = [np.concatenate([project(q, heads[small_head]), project(q, full)], axis=1) for q in queries]
+        cut = heads[small_head].out_features
+        first = next(iter(rescorers.values()))[0]
+
+        def funnel(batch: np.ndarray, rescorer, shortlist: int) -> np.ndarray:
+            return funnel_search(small, rescorer, batch[:, :cut], batch[:, cut:], self.k, shortlist)[1]
+
+        tried: list[tuple[str, float]] = []
+        chosen: int | None = None
+        for shortlist in SHORTLISTS:
+            recall = recall_at_k(funnel(stacked[1], first, shortlist), full_truth[1], self.k)
+            tried.append((f"shortlist={shortlist}", round(recall, 4)))
+            if recall >= TARGET_RECALL:
+                chosen = shortlist
+                break
+        name = f"{small_head}->{FULL_HEAD}"
+        self.tunings.append(Tuning(size, name, "funnel", tried[-1][0] if chosen else None, tried))
+        if chosen is None:
+            return rows
         for label, (rescorer, rescorer_build) in rescorers.items():
-
-            def search(batch: np.ndarray, rescorer=rescorer) -> np.ndarray:
-                found = funnel_search(small, rescorer, batch[:, :cut], batch[:, cut:], self.k, self.shortlist)
-                return found[1]
-
             nbytes = index_bytes(small) + index_bytes(rescorer.index if label == "compact" else rescorer)
             rows.append(
                 self.measure(
                     corpus,
-                    (
-                        f"{small_head}->{FULL_HEAD}",
-                        full.out_features,
-                        f"funnel ({label})",
-                        f"shortlist={self.shortlist}",
-                    ),
+                    (name, full.out_features, f"funnel ({label})", tried[-1][0]),
                     small_build + rescorer_build,
                     nbytes,
-                    search,
-                    stacked,
-                    truth,
+                    lambda batch, rescorer=rescorer: funnel(batch, rescorer, chosen),
+                    stacked[0],
+                    (truth, truth),
+                    tried[-1][1],
                 )
             )
         return rows

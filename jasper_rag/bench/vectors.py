@@ -2,15 +2,16 @@
 
 Real vectors are the student start's (``minilm-l6``) pooled vectors already in the on-disk cache
 (``jasper_rag.vector_cache`` layout: ``*.keys.npy`` / ``*.vecs.npy`` shard pairs): SciFact, STS
-Benchmark and training texts embedded by ``make eval`` / ``make train``. Beyond the real ones, corpus
-vectors are drawn from a Gaussian with the real vectors' mean and covariance (then normalised like
-them). Head vectors are ``normalize(W h + b)`` of those hidden vectors.
+Benchmark and training texts embedded by ``make eval`` / ``make train``. Beyond the real ones, a corpus
+repeats them: copy ``j`` of real vector ``v`` is ``normalize(v + NOISE * g / sqrt(dim))`` with ``g``
+standard normal, a near-duplicate of a real text (never a vector from a fitted distribution). Head
+vectors are ``normalize(W h + b)`` of those hidden vectors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,20 +56,48 @@ def without_texts(keys: np.ndarray, vectors: np.ndarray, texts: list[str]) -> np
     return vectors[keep] if len(keys) else vectors
 
 
-def synthetic_like(real: np.ndarray, count: int, seed: int = 0, block: int = 100_000) -> np.ndarray:
-    """``count`` unit vectors drawn from a Gaussian with ``real``'s mean and covariance, then normalised."""
-    real = np.asarray(real, dtype=np.float64)
-    if len(real) <= real.shape[1]:
-        raise BenchDataError(f"need more than {real.shape[1]} real vectors to estimate a covariance, got {len(real)}")
-    mean, covariance = real.mean(axis=0), np.cov(real, rowvar=False)
-    values, basis = np.linalg.eigh(covariance)
-    factor = basis * np.sqrt(np.clip(values, 0, None))
+NOISE = 0.4  # isotropic noise of a repeated vector, relative to its unit length (see ``perturbed_copies``)
+
+
+def perturbed_copies(
+    real: np.ndarray, count: int, seed: int = 0, noise: float = NOISE, block: int = 100_000
+) -> np.ndarray:
+    """``count`` unit vectors repeating ``real`` in order (row ``i`` copies ``real[i % len(real)]``), each
+    plus isotropic Gaussian noise of expected norm ``noise`` (per unit of the copied vector's length), normalised."""
+    real = normalize_rows(np.asarray(real, dtype=np.float32))
+    if len(real) == 0:
+        raise BenchDataError("no real vectors to repeat: run `make eval` first")
     rng = np.random.default_rng(seed)
     out = np.empty((count, real.shape[1]), dtype=np.float32)
+    scale = noise / np.sqrt(real.shape[1])
     for start in range(0, count, block):
-        rows = min(block, count - start)
-        out[start : start + rows] = mean + rng.standard_normal((rows, real.shape[1])) @ factor.T
+        rows = np.arange(start, min(start + block, count)) % len(real)
+        out[start : start + len(rows)] = real[rows] + scale * rng.standard_normal((len(rows), real.shape[1]))
     return normalize_rows(out)
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """How close a repeated vector stays to its source, against how close real texts are to each other."""
+
+    copy_to_source: float  # median cosine of a perturbed copy to the real vector it repeats
+    real_nearest: float  # median cosine of a real vector to its nearest other real vector
+
+    def to_json(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def closeness(real: np.ndarray, sample: int = 1000, seed: int = 0, noise: float = NOISE) -> Closeness:
+    """Median cosines of ``perturbed_copies`` to their sources and of real vectors to their nearest real neighbour."""
+    unit = normalize_rows(np.asarray(real, dtype=np.float32))
+    rows = np.random.default_rng(seed).choice(len(unit), min(sample, len(unit)), replace=False)
+    copies = perturbed_copies(unit[rows], len(rows), seed, noise)
+    similar = unit[rows] @ unit.T
+    similar[np.arange(len(rows)), rows] = -np.inf
+    return Closeness(
+        copy_to_source=round(float(np.median(np.sum(copies * unit[rows], axis=1))), 3),
+        real_nearest=round(float(np.median(similar.max(axis=1))), 3),
+    )
 
 
 @dataclass(frozen=True)
@@ -80,11 +109,11 @@ class Corpus:
 
 
 def corpus_of_size(real: np.ndarray, size: int, seed: int = 0) -> Corpus:
-    """The first ``size`` real vectors, topped up with synthetic ones drawn to match them."""
+    """The first ``size`` real vectors, topped up with perturbed copies of them (``perturbed_copies``)."""
     taken = real[:size]
     if len(taken) == size:
         return Corpus(np.array(taken, dtype=np.float32), size)  # a copy: callers may scale it in place
-    extra = synthetic_like(real, size - len(taken), seed)
+    extra = perturbed_copies(real, size - len(taken), seed)
     return Corpus(np.concatenate([taken.astype(np.float32), extra]), len(taken))
 
 

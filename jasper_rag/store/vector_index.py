@@ -1,7 +1,9 @@
 """One FAISS inner-product index over L2-normalised vectors, addressed by our own int64 ids.
 
-Built from a FAISS factory string (``"Flat"``: exact, the default; ``"HNSW32"``; ``"IVF256,PQ16"``)
-so that ids are SQL entry ids and vectors can be reconstructed by id. Saved with FAISS's own format
+Built from a FAISS factory string (``"Flat"``: exact, the default; ``"HNSW32"``; ``"IVF256,PQ16"``),
+optionally followed by FAISS search-time parameters after a space (``"HNSW32 efSearch=128"``,
+``"IVF256,Flat nprobe=16"``; ``faiss.ParameterSpace`` syntax), so that ids are SQL entry ids and vectors
+can be reconstructed by id. Saved with FAISS's own format
 (no pickle) through a temp file, fsync and rename, written by Python so that a full disk raises.
 Searches run on the GPU when FAISS sees one (a lazily made copy; the CPU index stays the one that is
 changed and saved).
@@ -24,11 +26,19 @@ ID_MAP_PREFIXES = ("IDMap2,", "IDMap,")
 
 
 def normalise_factory(factory: str) -> str:
-    """The inner factory string (without an ``IDMap`` prefix, which is always added)."""
+    """The inner factory string (without an ``IDMap`` prefix, which is always added), search parameters kept."""
+    factory = factory.strip()
     for prefix in ID_MAP_PREFIXES:
         if factory.startswith(prefix):
             return factory[len(prefix) :]
     return factory
+
+
+def split_factory(factory: str) -> tuple[str, str]:
+    """``"HNSW32 efSearch=128"`` -> ``("HNSW32", "efSearch=128")``: the FAISS factory and its search-time
+    parameters (``""`` when none)."""
+    inner, _, parameters = normalise_factory(factory).partition(" ")
+    return inner, parameters.strip()
 
 
 def fsync_dir(folder: Path) -> None:
@@ -59,12 +69,15 @@ class VectorIndex:
 
     @classmethod
     def create(cls, dim: int, factory: str = "Flat") -> VectorIndex:
-        inner = faiss.index_factory(dim, normalise_factory(factory), faiss.METRIC_INNER_PRODUCT)
+        name, parameters = split_factory(factory)
+        inner = faiss.index_factory(dim, name, faiss.METRIC_INNER_PRODUCT)
         if faiss.try_extract_index_ivf(inner) is None:
-            return cls(faiss.IndexIDMap2(inner), factory)
-        created = cls(inner, factory)
-        if inner.is_trained:
-            created._enable_reconstruct()
+            created = cls(faiss.IndexIDMap2(inner), factory)
+        else:
+            created = cls(inner, factory)
+            if inner.is_trained:
+                created._enable_reconstruct()
+        created.set_search_parameters(parameters)
         return created
 
     @classmethod
@@ -74,7 +87,18 @@ class VectorIndex:
             raise ValueError(f"{path}: not an index written by VectorIndex")
         loaded = cls(index, factory)
         loaded._enable_reconstruct()
+        loaded.set_search_parameters(split_factory(factory)[1])
         return loaded
+
+    def set_search_parameters(self, parameters: str) -> None:
+        """Apply FAISS search-time parameters (``"efSearch=128"``, ``"nprobe=16"``; ``""``: none)."""
+        if not parameters:
+            return
+        try:
+            faiss.ParameterSpace().set_index_parameters(self.index, parameters)
+        except RuntimeError as err:
+            raise ValueError(f"FAISS index '{self.factory}': bad search parameters '{parameters}' ({err})") from err
+        self._gpu_index = None
 
     # ----------------------------------------------------------------- facts
     @property
