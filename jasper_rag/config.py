@@ -59,7 +59,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, gt=0, description="Images with more pixels are refused (bomb guard).")
     chunk_tokens: int = Field(256, gt=8, description="Max tokens per ingested chunk (capped by the model's).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks of a page.")
-    index_factory: str = Field("Flat", description="FAISS factory per index: 'Flat' (exact), 'HNSW32', 'IVF256,PQ16'.")
+    index_factory: str = Field(
+        "Flat",
+        description="FAISS factory per index, optionally with search parameters after a space: 'Flat' (exact), "
+        "'HNSW32 efSearch=128', 'IVF256,Flat nprobe=16' (docs/performance.md, 'Index types': which per corpus size).",
+    )
     ingest_max_file_mb: float = Field(50.0, gt=0, description="Ingestion refuses files larger than this.")
     ingest_commit_chunks: int = Field(2048, gt=0, description="Chunks embedded between two commits of the store.")
     ingest_max_pdf_pages: int = Field(2000, gt=0, description="Ingestion refuses PDFs with more pages than this.")
