@@ -183,8 +183,9 @@ Content-Type: text/plain; charset=us-ascii
 On Wed, 21 Aug 2002, Chris wrote:
 > I can't reproduce this error on my own machine at all.
   | Neither can the other person who tried it yesterday.
+Chris> And nobody else on the list has seen it happen either.
 
-For me it is very repeatable, like every time, without fail, see https://example.com/log for it.
+For me it is <b>very</b> repeatable,&nbsp;like every time, without fail, see https://example.com/log for it.
 
 18:19:03 Pick_It {exec pick +inbox -list -lbrace -subject ftp -rbrace} {4852-4852 -sequence}
 

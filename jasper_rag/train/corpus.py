@@ -446,7 +446,7 @@ def read_python_docs(deb: Path) -> dict[str, list[str]]:
 
 _WORD = re.compile(r"[\"'(]?[A-Za-z][A-Za-z'’-]*[.,;:!?\"')]*")
 _EMAIL_END = re.compile(r"--|-{3,}\s*(Original Message|Forwarded).*|-+BEGIN PGP SIGNATURE-+|_{10,}", re.I)
-_EMAIL_SKIP = re.compile(r"[>|].*|.*\b(wrote|writes|said):|-+BEGIN PGP SIGNED MESSAGE-+|Hash: \w+", re.I)
+_EMAIL_SKIP = re.compile(r"\w{0,12}>.*|\|.*|.*\b(wrote|writes|said):|-+BEGIN PGP SIGNED MESSAGE-+|Hash: \w+", re.I)
 
 
 def _is_prose(text: str, share: float = 0.7) -> bool:
@@ -473,7 +473,7 @@ def email_body(raw: str) -> str:
         if _EMAIL_END.fullmatch(stripped):
             break
         if not _EMAIL_SKIP.fullmatch(stripped):
-            lines.append(re.sub(r"https?://\S+|\S+@\S+|\ufffd", "", stripped))
+            lines.append(re.sub(r"https?://\S+|\S+@\S+|</?[A-Za-z][^>]*>|&\w+;|\ufffd", " ", stripped))  # links, HTML
     paragraphs = (_clean(p) for p in "\n".join(lines).split("\n\n"))
     return " ".join(p for p in paragraphs if _is_prose(p))
 
