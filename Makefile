@@ -13,7 +13,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .PHONY: eval eval-data eval-faq bench-lexical bench-hybrid
 .PHONY: bench
 .PHONY: bench-pdf pdf-testset
-.PHONY: corpus train
+.PHONY: corpus corpus-wide train
 .PHONY: app demo demo-check
 .PHONY: ingest doctor
 
@@ -98,6 +98,9 @@ corpus: | $(STAMP)  ## (re)build the training corpus $(CORPUS) from registry pac
 
 $(CORPUS): | $(STAMP)
 	$(PY) -m jasper_rag.cli corpus --out $(CORPUS)
+
+corpus-wide: | $(STAMP)  ## the wider corpus data/corpus/wide.jsonl (+ chat, WordNet, Python docs, e-mails, Moby-Dick) for the sota-gpu recipe
+	$(PY) -m jasper_rag.cli corpus --wide
 
 train: $(CORPUS)  ## distil stages 1-3 with recipe $(RECIPE) -> models/jasper-$(RECIPE), calibrate its FAQ threshold; redoes only what is missing
 	$(PY) -m jasper_rag.cli train --recipe $(RECIPE)

@@ -74,7 +74,8 @@ def eval_command(
         str,
         typer.Option(
             help="Comma list of groups (inhouse, recipes = other trained recipe models, start, teachers, ensemble, "
-            "truncate, pca) and/or model folders or packaged names."
+            "truncate, pca) and/or model folders or packaged names; teacher:NAME scores any sentence-transformers "
+            "model as a teacher (e.g. teacher:embeddinggemma-300m, with its prompts)."
         ),
     ] = "inhouse,recipes,start,teachers,ensemble,truncate,pca",
     heads: Annotated[
@@ -195,7 +196,9 @@ def corpus(
 def train(
     recipe: Annotated[
         str | None,
-        typer.Option(help="Packaged recipe (quick, default, full) or a recipe .json file (default: quick)."),
+        typer.Option(
+            help="Packaged recipe (quick, default, full, tiny, sota) or a recipe .json file (default: quick)."
+        ),
     ] = None,
     stage: Annotated[
         list[int] | None, typer.Option(help="Run only this stage (1, 2 or 3; repeatable); default: all, resuming.")
@@ -208,6 +211,7 @@ def train(
     """
     from jasper_rag.train.corpus import CorpusSourceError
     from jasper_rag.train.data import CorpusFormatError
+    from jasper_rag.train.model_card import inherited_terms
     from jasper_rag.train.pipeline import run_recipe
     from jasper_rag.train.recipes import DEFAULT_RECIPE, RecipeError, load_recipe
     from jasper_rag.weights import WeightsNotInstalledError
@@ -215,8 +219,11 @@ def train(
     with exit_on(
         "train", RecipeError, CorpusFormatError, CorpusSourceError, WeightsNotInstalledError, FileNotFoundError
     ):
-        output = run_recipe(load_recipe(recipe or DEFAULT_RECIPE), stages=stage, device=device)
+        chosen = load_recipe(recipe or DEFAULT_RECIPE)
+        output = run_recipe(chosen, stages=stage, device=device)
     typer.echo(f"saved {output}")
+    for terms in inherited_terms(chosen.teachers):
+        typer.echo(f"terms of use: {terms}")
 
 
 @app.command()

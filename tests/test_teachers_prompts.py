@@ -107,9 +107,10 @@ def test_recipe_teacher_weights_are_checked_and_recorded(tmp_path: Path) -> None
     assert chosen.names == ("mpnet-base", "minilm-l6") and chosen.weights == (2.0, 1.0) and chosen.role == "passage"
 
 
-def test_gemma_recipe_inherits_and_states_the_gemma_terms() -> None:
-    recipe = load_recipe("sota")
-    assert recipe.teachers == ["embeddinggemma-300m"] and "Gemma Terms of Use" in recipe.description
+@pytest.mark.parametrize("name", ["sota", "sota-gpu"])
+def test_gemma_recipes_inherit_and_state_the_gemma_terms(name: str) -> None:
+    recipe = load_recipe(name)
+    assert recipe.teachers[0] == "embeddinggemma-300m" and "Gemma Terms of Use" in recipe.description
     terms = inherited_terms(recipe.teachers)
     assert len(terms) == 1 and "Gemma Terms of Use" in terms[0] and "Prohibited Use Policy" in terms[0]
     card = card_text("jasper-sota", recipe.student, recipe.teachers, recipe.name, ["full", "d256"])
