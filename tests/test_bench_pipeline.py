@@ -34,6 +34,7 @@ def test_ingestion_is_compared_with_raw_encoding_of_the_same_chunks(tiny_encoder
     assert speed.ingest.cpu > 0  # this process's CPU and the parse worker's
     row = speed.to_json()
     assert row["overhead_wall"] == speed.ingest.wall / speed.raw_sorted.wall - 1
+    assert 1 <= row["padding"]["sorted_all_at_once"] <= row["padding"]["arrival_order"]
     assert row["raw_unsorted_chunks_per_s"] == speed.chunks / speed.raw_unsorted.wall
 
 
@@ -63,6 +64,7 @@ def test_training_speed_per_stage(tmp_path, tiny_encoder) -> None:
 
 def payload() -> dict:
     spread = {"min": 1.0, "median": 2.0, "max": 3.0}
+    padding = {"arrival_order": 1.3, "sorted_all_at_once": 1.02}
 
     def speed(name: str, role: str, rate: float) -> dict:
         rates = {"min": rate, "median": rate, "max": rate}
@@ -132,8 +134,10 @@ def payload() -> dict:
             }
         ],
         "ingestion": [
-            IngestSpeed("torch", 5, 10, 4, 3, Timed(1.11, 1.05), Timed(2.0, 2.0), Timed(1.0, 1.0)).to_json(),
-            IngestSpeed("onnx-int8", 5, 10, 4, 3, Timed(0.4, 0.4), Timed(0.5, 0.5), Timed(0.38, 0.38)).to_json(),
+            IngestSpeed("torch", 5, 10, 4, 3, Timed(1.11, 1.05), Timed(2.0, 2.0), Timed(1.0, 1.0), padding).to_json(),
+            IngestSpeed(
+                "onnx-int8", 5, 10, 4, 3, Timed(0.4, 0.4), Timed(0.5, 0.5), Timed(0.38, 0.38), padding
+            ).to_json(),
         ],
         "training": [
             {
@@ -158,6 +162,7 @@ def test_reports_come_from_the_json(tmp_path) -> None:
     assert "10.0% CPU" not in markdown and "torch: 11.0% wall, 5.0% CPU" in markdown
     assert "| torch | 9.0 (1.80x) | 5.0 (1.00x) | 10.0 (2.00x) |" in markdown
     assert "5.00x (onnx-int8 end to end) | met" in markdown
+    assert "per real token in the encoder's batches: arrival order 1.300, sorted all at once 1.020." in markdown
     assert "385-d, 0.335 of the bytes" in markdown
     assert "untested on hardware" in markdown
     data = json.loads((tmp_path / "reports" / "bench.json").read_text())

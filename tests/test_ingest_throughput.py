@@ -44,7 +44,7 @@ def stored(store) -> dict[tuple[str, int], tuple[str, dict[str, np.ndarray]]]:
 
 def test_small_files_share_batches_and_store_what_one_file_at_a_time_does(tmp_path, tiny_encoder, monkeypatch):
     paths = write_small_files(tmp_path / "notes", 40)
-    settings = small_settings(batch_size=4)
+    settings = small_settings(batch_size=2)
     calls: list[int] = []
     embed = pipeline.embed_heads
 
@@ -114,15 +114,31 @@ def test_a_failing_file_is_still_reported_between_files_parsed_ahead(tmp_path, t
 
 
 def test_prefetch_yields_in_order_and_raises_the_producers_error():
-    with Prefetch(iter(range(100)), depth=3) as ahead:
+    with Prefetch(iter(range(100)), budget=3) as ahead:
         assert list(ahead) == list(range(100))
 
     def broken():
         yield 1
         raise RuntimeError("parser bug")
 
-    with Prefetch(broken(), depth=2) as ahead, pytest.raises(RuntimeError, match="parser bug"):
+    with Prefetch(broken(), budget=2) as ahead, pytest.raises(RuntimeError, match="parser bug"):
         list(ahead)
+
+
+def test_prefetch_holds_at_most_its_budget_of_weight_except_one_heavy_item():
+    produced: list[int] = []
+
+    def sizes():
+        for size in (1, 2, 9, 1, 1):
+            produced.append(size)
+            yield size
+
+    with Prefetch(sizes(), budget=4, weight=lambda size: size) as ahead:
+        seen = iter(ahead)
+        assert next(seen) == 1
+        time.sleep(0.2)  # the producer runs ahead until the heavy item would exceed the budget
+        assert produced == [1, 2, 9]
+        assert list(seen) == [2, 9, 1, 1]
 
 
 def test_prefetch_stops_its_thread_when_the_consumer_leaves_early():
@@ -136,11 +152,11 @@ def test_prefetch_stops_its_thread_when_the_consumer_leaves_early():
             number += 1
 
     before = threading.active_count()
-    with Prefetch(endless(), depth=2) as ahead:
+    with Prefetch(endless(), budget=2) as ahead:
         for item in ahead:
             if item == 3:
                 break
     assert threading.active_count() == before
-    assert len(produced) <= 4 + 2 + 1  # at most ``depth`` items (and the one being put) ahead
+    assert len(produced) <= 4 + 2 + 1  # at most ``budget`` items (and the one being put) ahead
     with pytest.raises(ValueError, match="positive"):
-        Prefetch(iter(()), depth=0)
+        Prefetch(iter(()), budget=0)

@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jasper_rag.batching import sorted_batches, token_lengths
 from jasper_rag.bench.stats import Timed
 from jasper_rag.config import Settings
 from jasper_rag.ingest import worker
+from jasper_rag.ingest.pipeline import EMBED_BATCHES, ingest_paths
 from jasper_rag.store import EntryKind, Store, embed_heads
 
 
@@ -48,6 +50,7 @@ class IngestSpeed:
     ingest: Timed
     raw_unsorted: Timed
     raw_sorted: Timed
+    padding: dict[str, float]
 
     @property
     def overhead_wall(self) -> float:
@@ -71,6 +74,7 @@ class IngestSpeed:
             **{f"{name}_chunks_per_cpu_s": self.chunks / getattr(self, name).cpu for name in TIMINGS},
             "overhead_wall": self.overhead_wall,
             "overhead_cpu": self.overhead_cpu,
+            "padding": self.padding,
         }
 
 
@@ -104,8 +108,6 @@ def timed_with_children(action: Callable[[], object]) -> Timed:
 def ingest_once(encoder, folder: Path, scratch: Path, settings: Settings) -> tuple[Timed, list[str]]:
     """Ingest ``folder`` into a new store under ``scratch`` with a fresh parse worker (ended and reaped
     inside the timing, so its CPU counts); the timing and the stored chunks' texts in arrival order."""
-    from jasper_rag.ingest.pipeline import ingest_paths
-
     scratch.mkdir(parents=True)
     store = Store(f"sqlite:///{scratch / 'meta.db'}", scratch / "indexes")
     try:
@@ -126,6 +128,30 @@ def encode_unsorted(encoder, chunks: Sequence[str], batch_size: int) -> None:
     """Every head's vectors of ``chunks`` in batches of ``batch_size`` in arrival order (no sorting across batches)."""
     for start in range(0, len(chunks), batch_size):
         embed_heads(encoder, chunks[start : start + batch_size], batch_size)
+
+
+def padding_ratios(encoder, chunks: Sequence[str], batch_size: int, window: int) -> dict[str, float]:
+    """Padded tokens per real token when ``chunks`` are encoded in batches in arrival order, length-sorted
+    within consecutive windows of ``window`` texts (the pipeline's), or all sorted at once: counts, which
+    a busy machine cannot blur."""
+    lengths = token_lengths(encoder.tokenizer, chunks, encoder.config.max_length)
+    count = len(lengths)
+
+    def padded(batches: Sequence[np.ndarray]) -> float:
+        return sum(len(rows) * int(lengths[rows].max()) for rows in batches) / int(lengths.sum())
+
+    windows = [
+        start + rows
+        for start in range(0, count, window)
+        for rows in sorted_batches(lengths[start : start + window], batch_size)
+    ]
+    return {
+        "arrival_order": padded(
+            [np.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+        ),
+        f"sorted_in_windows_of_{window}": padded(windows),
+        "sorted_all_at_once": padded(list(sorted_batches(lengths, batch_size))),
+    }
 
 
 def _median(runs: Sequence[Timed]) -> Timed:
@@ -154,6 +180,7 @@ def measure_backend(
         heads=len(encoder.config.heads) or 1,
         repeats=repeats,
         **{name: _median(values) for name, values in runs.items()},
+        padding=padding_ratios(encoder, chunks, settings.batch_size, EMBED_BATCHES * settings.batch_size),
     )
 
 

@@ -300,7 +300,8 @@ def ingestion_table(payload: Payload) -> str:
             for row in rows
         ],
     )
-    return f"{title}\n\n{table}"
+    padding = ", ".join(f"{name.replace('_', ' ')} {ratio:.3f}" for name, ratio in first["padding"].items())
+    return f"{title}\n\n{table}\n\nPadded tokens per real token in the encoder's batches: {padding}."
 
 
 def training_table(payload: Payload) -> str:

@@ -11,11 +11,11 @@ Each file is parsed in a worker process bounded in CPU time, memory and wall-clo
 held only to write (binding the model, removals, each batch's commit), never while files are parsed
 or embedded, so other writers wait seconds, not the length of a run.
 
-Parsing and embedding overlap: a thread reads, parses and chunks up to ``PARSE_AHEAD_FILES`` files
-ahead (``jasper_rag.ingest.prefetch``) while the main thread embeds. Texts are embedded as soon as
-``EMBED_BATCHES`` encoder batches of them are waiting, whichever files they come from, so many small
-files still fill whole batches, sorted by length across files (``jasper_rag.batching``); records are
-committed, as before, every ``ingest_commit_chunks`` entries.
+Parsing and embedding overlap: a thread reads, parses and chunks the next files
+(``jasper_rag.ingest.prefetch``, at most ``EMBED_BATCHES`` batches of entries ahead) while the main
+thread embeds. Texts are embedded as soon as ``EMBED_BATCHES`` encoder batches of them are waiting,
+whichever files they come from, so many small files still fill whole batches, sorted by length across
+files (``jasper_rag.batching``); records are committed, as before, every ``ingest_commit_chunks`` entries.
 """
 
 from __future__ import annotations
@@ -73,8 +73,10 @@ log = logging.getLogger(__name__)
 NO_IMAGE_ENCODER = "no image encoder yet: stored as an image record, not searchable"
 NO_IMAGE_ENCODER_TEXT = "no image encoder yet: the image is not searchable, the text OCR read in it is"
 MAX_PENDING_FILES = 512
-PARSE_AHEAD_FILES = 64  # files read and parsed ahead of the embedding (bounds the memory they hold)
-EMBED_BATCHES = 4  # encoder batches of texts embedded at once, sorted by length across their files
+# Encoder batches of texts embedded at once, sorted by length across their files: enough for little
+# padding (docs/performance.md, "Ingestion throughput"), few enough to overlap with parsing; as many
+# entries are parsed ahead while they embed, so the next texts are ready when the encoder is.
+EMBED_BATCHES = 16
 UNLISTED = "cannot list folder"
 
 
@@ -300,7 +302,8 @@ class Ingestor:
                 kept = [*found.unlisted, *found.missing]  # unknown is not gone: an unmounted share keeps its documents
                 self._remove_gone(known, files, [absolute(p) for p in paths], kept)
             parsed = ((path, self._prepare(path, self._done_hash(known.get(str(path))))) for path in files)
-            with Prefetch(parsed, PARSE_AHEAD_FILES, name="ingest-parse") as ahead:
+            window = EMBED_BATCHES * self.settings.batch_size
+            with Prefetch(parsed, window, lambda item: len(item[1].entries) if item[1] else 1, "ingest-parse") as ahead:
                 bar = tqdm(ahead, total=len(files), desc="files", unit="file", position=0, disable=not self.progress)
                 for path, record in bar:
                     self._add(path, record)

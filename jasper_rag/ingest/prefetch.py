@@ -1,34 +1,39 @@
-"""Run an iterator in a background thread, a bounded number of items ahead of its consumer.
+"""Run an iterator in a background thread, a bounded amount of work ahead of its consumer.
 
 Ingestion reads and parses the next files (the parse worker is another process, and torch releases the
 GIL while it computes) while the main thread embeds the files already parsed, so the encoder is not left
-waiting for the parser. At most ``depth`` items wait in the queue,
-which bounds the memory of files parsed ahead. An exception raised by the iterator is raised again in
-the consumer; leaving the ``with`` block early (an error, Ctrl-C) stops the thread after its current item.
+waiting for the parser. Each item has a weight (for ingestion: its entries) and the items waiting
+weigh at most ``budget`` together, which bounds the memory of what was parsed ahead; one item heavier
+than the budget still passes, alone. An exception raised by the iterator is raised again in the
+consumer; leaving the ``with`` block early (an error, Ctrl-C) stops the thread after its current item.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-POLL_S = 0.1  # how often a producer blocked on a full queue checks whether the consumer left
 
 
 class Prefetch(Generic[T]):
-    """``with Prefetch(items, depth) as ahead: for item in ahead: ...``: ``items`` produced by a thread."""
+    """``with Prefetch(items, budget, weight) as ahead: for item in ahead: ...``: ``items`` produced by a thread."""
 
-    _DONE = object()
-
-    def __init__(self, items: Iterable[T], depth: int, name: str = "prefetch") -> None:
-        if depth < 1:
-            raise ValueError(f"prefetch depth must be positive, not {depth}")
+    def __init__(
+        self, items: Iterable[T], budget: int, weight: Callable[[T], int] = lambda item: 1, name: str = "prefetch"
+    ) -> None:
+        if budget < 1:
+            raise ValueError(f"prefetch budget must be positive, not {budget}")
         self._items = items
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+        self._budget = budget
+        self._weight = weight
+        self._waiting: deque[tuple[T | None, BaseException | None, int]] = deque()
+        self._queued = 0  # the weight of the items waiting
+        self._done = False
+        self._stop = False
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
 
     def __enter__(self) -> Prefetch[T]:
@@ -36,34 +41,41 @@ class Prefetch(Generic[T]):
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        with self._changed:
+            self._stop = True
+            self._changed.notify_all()
         self._thread.join()
 
     def __iter__(self) -> Iterator[T]:
         while True:
-            kind, value = self._queue.get()
-            if kind is self._DONE:
-                return
-            if isinstance(kind, BaseException):
-                raise kind
-            yield value
+            with self._changed:
+                while not self._waiting and not self._done:
+                    self._changed.wait()
+                if not self._waiting:
+                    return
+                item, error, weight = self._waiting.popleft()
+                self._queued -= weight
+                self._changed.notify_all()
+            if error is not None:
+                raise error
+            yield item  # type: ignore[misc]
 
     def _produce(self) -> None:
         try:
             for item in self._items:
-                if not self._put((None, item)):
-                    return
+                weight = max(1, self._weight(item))
+                with self._changed:
+                    while not self._stop and self._queued and self._queued + weight > self._budget:
+                        self._changed.wait()
+                    if self._stop:
+                        return
+                    self._waiting.append((item, None, weight))
+                    self._queued += weight
+                    self._changed.notify_all()
         except BaseException as error:  # handed to the consumer, raised there
-            self._put((error, None))
-            return
-        self._put((self._DONE, None))
-
-    def _put(self, entry: tuple) -> bool:
-        """Queue ``entry`` unless the consumer has left; False when it has."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+            with self._changed:
+                self._waiting.append((None, error, 0))
+        finally:
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
