@@ -7,6 +7,7 @@ through ``make``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BACKENDS = ("torch", "onnx", "onnx-int8")  # inference backends of the text encoder (jasper_rag.backends)
+# The default backend on the CPU: the fastest whose eval scores stay within QUALITY_TOLERANCE of eager torch for
+# every head (reports/eval.md, "Backends"; `make eval` warns when this no longer holds).
+CPU_BACKEND = "onnx"
+
+
+def default_backend(data: dict[str, object]) -> str:
+    """``CPU_BACKEND``, or eager torch when the encoder runs on CUDA (the ONNX backends run on the CPU) or
+    when onnx / onnxruntime are not installed (the ``bench`` extra)."""
+    onnx_installed = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
+    on_cuda = resolve_device(str(data.get("device") or "auto")) == "cuda"
+    return CPU_BACKEND if onnx_installed and not on_cuda else BACKENDS[0]
 
 
 class Settings(BaseSettings):
@@ -44,7 +56,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, gt=0, description="Encoding batch size.")
     max_length: int = Field(256, gt=8, le=8192, description="Max tokens per text when encoding.")
     backend: str = Field(
-        "torch", description="Text encoder backend: 'torch' (eager), 'onnx' or 'onnx-int8' (ONNX Runtime, CPU)."
+        default_factory=default_backend,
+        description="Text encoder backend: 'torch' (eager), 'onnx' or 'onnx-int8' (ONNX Runtime, CPU); "
+        f"default: torch on CUDA, else {CPU_BACKEND!r}.",
     )
     eval_tasks: tuple[str, ...] = Field(
         ("scifact", "stsbenchmark", "faq"), description="Default `jasper-rag eval` tasks (names or BEIR folders)."

@@ -5,7 +5,7 @@ model on the run's retrieval and STS tasks (their main metric: SciFact nDCG@10, 
 A backend qualifies when none of its scores is more than ``QUALITY_TOLERANCE`` points below eager torch's
 (same head, same task). Speed is texts per second of one all-heads pass over a seeded sample of the
 tasks' texts (wall clock, best of ``SPEED_REPEATS``, the settings' threads). The section names the
-fastest qualifying backend and checks the shipped default (``Settings.backend``) against it.
+fastest qualifying backend and checks the shipped default (``jasper_rag.config.default_backend``) against it.
 
 Vectors are cached per backend: eager shares the main table's cache; an ONNX backend's views carry the
 backend and its ONNX file's digest in their name, so a new export or quantisation is scored afresh.
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from jasper_rag.backends import QUALITY_TOLERANCE, TORCH, cached_onnx, file_digest
-from jasper_rag.config import BACKENDS, Settings
+from jasper_rag.config import BACKENDS, Settings, default_backend
 from jasper_rag.encoder import JasperEncoder
 from jasper_rag.eval.encoders import SharedPassHeads
 from jasper_rag.eval.tasks import RetrievalTask, STSTask, Task
@@ -47,7 +47,8 @@ class BackendRow:
 
 @dataclass
 class BackendSection:
-    """Scores, speeds and verdicts of every backend; ``default`` is the shipped ``Settings.backend``."""
+    """Scores, speeds and verdicts of every backend; ``default`` is the shipped default backend on this machine
+    (``jasper_rag.config.default_backend``: what ``Settings.backend`` is unless ``JASPER_BACKEND`` is set)."""
 
     model: str
     rows: list[BackendRow]
@@ -155,7 +156,7 @@ def evaluate_backends(
     names = [name for name in encoder.config.heads if heads is None or name in heads]
     dims = [encoder.config.heads[name] for name in names]
     backends, notes = available_backends()
-    default = Settings.model_fields["backend"].default
+    default = default_backend({"device": settings.device})
     scores: dict[tuple[str, str, str], float] = {}
     rows: list[BackendRow] = []
     speed: dict[str, float] = {}
