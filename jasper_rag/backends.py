@@ -2,7 +2,7 @@
 
 ``JASPER_BACKEND`` picks one for everything loaded by ``load_encoder``. For ``onnx`` / ``onnx-int8`` the
 encoder (backbone + mean pooling + every head, one output each plus ``pooled``) is exported on first use
-to ``<cache_dir>/onnx/<weights fingerprint>/{fp32,int8}.onnx`` (temp file + rename under a file lock: a
+to ``<cache_dir>/onnx/<weights fingerprint>/`` (``CACHE_FILES``) (temp file + rename under a file lock: a
 second process waits, then reuses the file) and its text forward pass runs there; images stay on torch.
 
 Store identity: a backend whose vectors stay within ``IDENTITY_TOLERANCE`` of eager (``KEEPS_IDENTITY``,
@@ -46,7 +46,7 @@ IDENTITY_TOLERANCE = 1e-4
 QUALITY_TOLERANCE = 0.3
 # Backends measured within IDENTITY_TOLERANCE of eager on real text (docs/performance.md, "Backends").
 KEEPS_IDENTITY = frozenset({TORCH, ONNX})
-CACHE_FILES = {ONNX: "fp32.onnx", ONNX_INT8: "int8.onnx"}
+CACHE_FILES = {ONNX: "fp32.onnx", ONNX_INT8: "int8-channel-scales.onnx"}
 TRACE_TEXTS = ("a short text", "a somewhat longer text, so that the traced batch has padding in it")
 
 
@@ -150,17 +150,18 @@ def export_fp32(encoder: JasperEncoder, path: Path) -> Path:
 
 
 def quantise_int8(fp32: Path, path: Path) -> Path:
-    """Dynamic int8 quantisation of the transformer's MatMuls of ``fp32`` at ``path`` (kept if it exists)."""
+    """Dynamic int8 quantisation of the transformer's MatMuls of ``fp32``, one weight scale per output channel,
+    at ``path`` (kept if it exists)."""
 
     def write(tmp: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        with quiet_root_logger():  # the quantiser logs every tensor it skips at INFO on the root logger
-            # The transformer's MatMuls only, one scale per tensor: on models/jasper-quick this kept STSB
-            # Spearman within 0.03 of eager, while also quantising the embedding Gather and the head Gemms
-            # (ONNX Runtime's default) lost 0.26 (0.41 with per-channel scales).
+        with quiet_root_logger(logging.ERROR):  # the quantiser logs every tensor it skips on the root logger
+            # Candidates compared on models/jasper-quick in docs/performance.md ("Backends"): per-channel scales
+            # cut the loss of one scale per tensor by about two thirds at the same speed; also quantising the
+            # embedding Gather and the head Gemms, or keeping the FFN output projections in fp32, lost more.
             quantize_dynamic(
-                str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=False, op_types_to_quantize=["MatMul"]
+                str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
             )
 
     return _write_once(path, write, f"{fp32.name} (int8 ONNX)")
@@ -240,13 +241,13 @@ class OnnxEncoder:
 
     @classmethod
     def export(cls, encoder: JasperEncoder, folder: str | Path, int8: bool = False) -> OnnxEncoder:
-        """Export ``encoder`` to ``folder/model.onnx`` (+ ``model.int8-matmul.onnx`` with ``int8``)."""
+        """Export ``encoder`` to ``folder/model.onnx`` (+ ``model.int8-channel-scales.onnx`` with ``int8``)."""
         folder = Path(folder)
         with file_lock(folder):
             fp32 = export_fp32(encoder, folder / "model.onnx")
             if not int8:
                 return cls(fp32, encoder, ONNX)
-            return cls(quantise_int8(fp32, folder / "model.int8-matmul.onnx"), encoder, ONNX_INT8)
+            return cls(quantise_int8(fp32, folder / "model.int8-channel-scales.onnx"), encoder, ONNX_INT8)
 
     def output_for_dim(self, dim: int | None) -> str:
         if dim is None or (dim == self.hidden_size and dim not in self.head_dims.values()):

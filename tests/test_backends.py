@@ -9,8 +9,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from jasper_rag.backends import CACHE_FILES, IDENTITY_TOLERANCE, KEEPS_IDENTITY, agreement
-from jasper_rag.config import BACKENDS, Settings
+from jasper_rag.backends import (
+    CACHE_FILES,
+    IDENTITY_TOLERANCE,
+    KEEPS_IDENTITY,
+    agreement,
+    cached_onnx,
+)
+from jasper_rag.config import BACKENDS, CPU_BACKEND, Settings
 from jasper_rag.encoder import POOLED, load_encoder
 from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.search import Searcher
@@ -51,6 +57,17 @@ def test_onnx_vectors_match_eager_for_every_head_and_int8_within_its_bound(tmp_p
     assert all(worst <= INT8_TOLERANCE for worst, _ in int8.values()), int8
     # on real text int8 is measured beyond the identity tolerance (docs/performance.md): its own identity
     assert "onnx-int8" not in KEEPS_IDENTITY and "onnx" in KEEPS_IDENTITY
+
+
+def test_int8_quantises_every_transformer_matmul_with_per_channel_scales(tmp_path, tiny_encoder) -> None:
+    import onnx
+
+    graph = onnx.load(str(cached_onnx(tiny_encoder, "onnx-int8", tmp_path))).graph
+    kinds = [node.op_type for node in graph.node]
+    layers = tiny_encoder.backbone.config.num_hidden_layers
+    assert kinds.count("MatMulInteger") >= 6 * layers  # q, k, v, attention output, FFN in and out
+    scales = {item.name: list(item.dims) for item in graph.initializer if item.name.endswith("_scale")}
+    assert any(shape and shape[0] > 1 for shape in scales.values())  # one scale per output channel
 
 
 def test_encoder_delegates_every_head_to_onnx_in_one_pass(tmp_path, tiny_encoder) -> None:
@@ -127,7 +144,28 @@ def test_ingest_and_search_through_onnx_and_the_store_identity_rules(model_dir, 
 def test_unknown_backend_and_missing_onnxruntime_are_clear_errors(tiny_encoder, monkeypatch) -> None:
     with pytest.raises(ValidationError, match="JASPER_BACKEND must be one of torch, onnx, onnx-int8"):
         Settings(backend="tensorrt")
-    assert Settings().backend == "torch" == BACKENDS[0]
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(RuntimeError, match=r"JASPER_BACKEND=onnx.*onnxruntime"):
         tiny_encoder.use_backend("onnx")
+
+
+def test_default_backend_is_the_cpu_choice_torch_on_cuda_or_without_onnxruntime(monkeypatch, fresh_settings) -> None:
+    import importlib.util
+
+    from jasper_rag.config import get_settings
+
+    monkeypatch.delenv("JASPER_BACKEND", raising=False)
+    monkeypatch.delenv("JASPER_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert CPU_BACKEND in BACKENDS and Settings().backend == CPU_BACKEND
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Settings().backend == "torch" and Settings(device="cuda").backend == "torch"
+    assert Settings(device="cpu").backend == CPU_BACKEND  # a GPU present but not used: the CPU choice
+    monkeypatch.setenv("JASPER_BACKEND", "onnx-int8")  # an explicit choice always wins
+    get_settings.cache_clear()
+    assert get_settings().backend == "onnx-int8"
+    monkeypatch.delenv("JASPER_BACKEND")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a))
+    assert Settings().backend == "torch"  # onnx / onnxruntime not installed (the bench extra)
