@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from jasper_rag.batching import sorted_batches, token_lengths
 from jasper_rag.config import BACKENDS
 from jasper_rag.embedding import normalize_rows
 from jasper_rag.encoder import POOLED
@@ -202,11 +203,11 @@ class OnnxSession:
         show_progress: bool = False,
         on_batch: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Output name -> float32 vectors of ``texts`` (input order), from longest-first batches."""
+        """Output name -> float32 vectors of ``texts`` (input order), from length-sorted batches
+        (``jasper_rag.batching``, the eager encoder's rule)."""
         arrays = {name: np.zeros((len(texts), self.widths[name]), dtype=np.float32) for name in names}
-        order = np.argsort([-len(text) for text in texts], kind="stable")
-        for start in tqdm(range(0, len(texts), batch_size), desc="encoding", disable=not show_progress):
-            rows = order[start : start + batch_size]
+        batches = list(sorted_batches(token_lengths(self.tokenizer, texts, self.max_length), batch_size))
+        for rows in tqdm(batches, desc="encoding", unit="batch", disable=not show_progress):
             batch = self.tokenizer(
                 [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
             )

@@ -26,7 +26,7 @@ def test_onnx_export_gives_the_eager_vectors(tmp_path, tiny_encoder, dim) -> Non
 
 def test_int8_variant_stays_close_and_views_speak_the_protocol(tmp_path, tiny_encoder) -> None:
     int8 = OnnxEncoder.export(tiny_encoder, tmp_path / "onnx", int8=True)
-    assert int8.path.name == "model.int8-matmul.onnx" and (tmp_path / "onnx" / "model.onnx").is_file()
+    assert int8.path.name == "model.int8-channel-scales.onnx" and (tmp_path / "onnx" / "model.onnx").is_file()
     cosines = np.sum(int8.encode(TEXTS, dim=48) * tiny_encoder.encode(TEXTS, dim=48), axis=1)
     assert cosines.min() > 0.95
     view = int8.at(16)
