@@ -340,8 +340,12 @@ def bench(
     ] = None,
     sizes: Annotated[str, typer.Option(help="Comma list of search corpus sizes.")] = BENCH_SIZES,
     factories: Annotated[
-        str, typer.Option(help="Semicolon list of FAISS factories (they contain commas).")
-    ] = "Flat;HNSW32;IVF256,PQ16np;SQ8",
+        str | None,
+        typer.Option(
+            help="Semicolon list of FAISS index types, each tuned to recall@10 >= 0.95 or dropped "
+            "(default: Flat;HNSW32;IVF,Flat;IVF,PQ;SQ)."
+        ),
+    ] = None,
     quality_tasks: Annotated[
         str, typer.Option(help="Eval tasks scoring the CPU variants (scifact: minutes per variant, then cached).")
     ] = "stsbenchmark",
@@ -383,7 +387,9 @@ def bench(
                 model=model,
                 sections=tuple(split(only) or SECTIONS),
                 sizes=tuple(int(size) for size in split(sizes) or []),
-                factories=tuple(item.strip() for item in factories.split(";") if item.strip()),
+                factories=tuple(item.strip() for item in factories.split(";") if item.strip())
+                if factories
+                else BenchConfig.factories,
                 quality_tasks=tuple(split(quality_tasks) or []),
                 repeats=repeats,
                 ingest_docs=ingest_docs,
