@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests run the encoder eagerly unless they choose a backend: ONNX backends have their own tests
+# (tests/test_backends.py, test_eval_backends.py), and exporting every tiny test model would only cost time.
+os.environ.setdefault("JASPER_BACKEND", "torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 
