@@ -42,7 +42,7 @@ from jasper_rag.config import BACKENDS, Settings, get_settings
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder
 from jasper_rag.eval.tasks import RetrievalTask, load_task
-from jasper_rag.teachers import SentenceTransformerTeacher, TeacherEnsemble, model_teachers
+from jasper_rag.teachers import TeacherEnsemble, load_teacher, model_teachers
 from jasper_rag.vector_cache import CachedEncoder, text_key
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class BenchContext:
     settings: Settings
     notes: list[str] = field(default_factory=list)
     results: dict[str, object] = field(default_factory=dict)
-    loaded_teachers: dict[str, SentenceTransformerTeacher] = field(default_factory=dict)
+    loaded_teachers: dict[str, TextEncoder] = field(default_factory=dict)
 
     @property
     def cache_root(self) -> Path:
@@ -117,10 +117,10 @@ class BenchContext:
         """The teachers of the benchmarked model (its own recipe record; see ``model_teachers``)."""
         return model_teachers(self.config.model or self.settings.model)
 
-    def teacher(self, name: str) -> SentenceTransformerTeacher:
+    def teacher(self, name: str) -> TextEncoder:
         """A teacher on the CPU, loaded once per run."""
         if name not in self.loaded_teachers:
-            self.loaded_teachers[name] = SentenceTransformerTeacher(name, device="cpu")
+            self.loaded_teachers[name] = load_teacher(name, device="cpu")
         return self.loaded_teachers[name]
 
 
