@@ -78,7 +78,7 @@ def test_e5_engine_teacher_from_its_wheel_embeds_by_role() -> None:
 
     teacher = load_teacher("multilingual-e5-small")
     query, passage = teacher.for_role("query"), teacher.for_role("passage")
-    vectors = query.encode(SENTENCES[:2] + ["A person plays the guitar."])
+    vectors = query.encode([*SENTENCES[:2], "A person plays the guitar."])
     assert vectors.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[2] > vectors[0] @ vectors[1] + 0.1  # paraphrase above an unrelated sentence
