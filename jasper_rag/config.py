@@ -28,7 +28,7 @@ CPU_BACKEND = "onnx"
 
 def default_backend(data: dict[str, object]) -> str:
     """``CPU_BACKEND``, or eager torch when the encoder runs on CUDA (the ONNX backends run on the CPU) or
-    when onnx / onnxruntime are not installed (the ``bench`` extra)."""
+    when onnx / onnxruntime cannot be imported (base dependencies, but wheels are missing on some platforms)."""
     onnx_installed = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
     on_cuda = resolve_device(str(data.get("device") or "auto")) == "cuda"
     return CPU_BACKEND if onnx_installed and not on_cuda else BACKENDS[0]
