@@ -13,23 +13,14 @@ from jasper_rag.train import pipeline
 from jasper_rag.train.recipes import Recipe, RecipeError, load_recipe
 from jasper_rag.train.stages import encoder_layers
 from tests.conftest import TINY_WORDS, make_tiny_encoder
+from tests.test_train_stages import tiny_recipe
 
 TEXTS = [" ".join(TINY_WORDS[i : i + 3 + i % 5]) for i in range(24)]
 TEACHER_DIM = 48
 
 
 def recipe(tmp_path, student, **overrides) -> Recipe:
-    settings = {
-        "name": "cut",
-        "student": str(student),
-        "output": str(tmp_path / "out"),
-        "corpus": str(tmp_path / "corpus.jsonl"),
-        "reduced_dims": [16, 8],
-        "last_layers": 1,
-        "teacher_batch_size": 8,
-        "stages": {n: {"lr": 1e-3, "batch_size": 8, "max_steps": 2, "checkpoint_every": 1} for n in (1, 2, 3)},
-    }
-    return Recipe.model_validate(settings | overrides)
+    return tiny_recipe(tmp_path, **{"name": "cut", "student": str(student), **overrides})
 
 
 @pytest.fixture
