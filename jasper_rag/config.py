@@ -7,6 +7,7 @@ through ``make``).
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from functools import lru_cache
@@ -146,10 +147,21 @@ def get_settings() -> Settings:
 
 
 def resolve_device(device: str | None = None) -> str:
-    """Turn 'auto' (or None) into 'cuda' when a GPU is present, else 'cpu'."""
+    """Turn 'auto' (or None) into 'cuda' when a GPU is present, else 'cpu'.
+
+    A CPU-only torch build (version ``+cpu``) answers 'cpu' without importing torch, so settings
+    (whose default backend depends on the device) stay cheap to read.
+    """
+    choice = device or get_settings().device
+    if choice != "auto":
+        return choice
+    if cpu_only_torch():
+        return "cpu"
     import torch
 
-    choice = device or get_settings().device
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return choice
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cpu_only_torch() -> bool:
+    """Whether the installed torch is a CPU-only build (it can never see a GPU)."""
+    return importlib.metadata.version("torch").endswith("+cpu")

@@ -152,10 +152,12 @@ def test_unknown_backend_and_missing_onnxruntime_are_clear_errors(tiny_encoder, 
 def test_default_backend_is_the_cpu_choice_torch_on_cuda_or_without_onnxruntime(monkeypatch, fresh_settings) -> None:
     import importlib.util
 
+    from jasper_rag import config
     from jasper_rag.config import get_settings
 
     monkeypatch.delenv("JASPER_BACKEND", raising=False)
     monkeypatch.delenv("JASPER_DEVICE", raising=False)
+    monkeypatch.setattr(config, "cpu_only_torch", lambda: False)  # a CUDA build, whose GPU the test switches
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert CPU_BACKEND in BACKENDS and Settings().backend == CPU_BACKEND
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -169,3 +171,11 @@ def test_default_backend_is_the_cpu_choice_torch_on_cuda_or_without_onnxruntime(
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a))
     assert Settings().backend == "torch"  # onnx / onnxruntime not installed (the bench extra)
+
+
+def test_a_cpu_only_torch_build_resolves_auto_to_cpu_without_asking_cuda(monkeypatch) -> None:
+    from jasper_rag import config
+
+    monkeypatch.setattr(config, "cpu_only_torch", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # would say cuda if it were asked
+    assert config.resolve_device("auto") == "cpu" and config.resolve_device("cuda") == "cuda"
