@@ -10,7 +10,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .DEFAULT_GOAL := help
 .PHONY: help install lock models test test-fast lint
 .PHONY: images train-vision eval-vision
-.PHONY: eval eval-data eval-faq bench-lexical bench-hybrid
+.PHONY: eval eval-sota eval-data eval-faq bench-lexical bench-hybrid
 .PHONY: bench
 .PHONY: bench-pdf pdf-testset
 .PHONY: corpus corpus-wide train
@@ -68,6 +68,11 @@ eval-vision: install  ## image retrieval + zero-shot: caption-free start vs stag
 eval: install  ## MTEB-style scores (SciFact, STSBenchmark, FAQ): model vs teachers + baselines -> reports/eval.*
 	$(PY) -m jasper_rag.cli eval $(EVAL_ARGS)
 	@if [ -f $(IMAGES) ]; then $(MAKE) --no-print-directory eval-vision; else echo "no image set: run make images for the image tasks"; fi
+
+SOTA_MODEL ?= models/jasper-sota-mix
+
+eval-sota: install  ## a Gemma-distilled student (SOTA_MODEL) beside its teachers, their ensemble, the start and every trained recipe: SciFact + STSB -> reports/sota/eval.* (Gemma's SciFact vectors: about an hour on 2 cores the first time, cached after)
+	JASPER_MODEL=$(SOTA_MODEL) $(PY) -m jasper_rag.cli eval --models inhouse,recipes,start,teachers,ensemble --tasks scifact,stsbenchmark --output-dir reports/sota
 
 eval-faq: install  ## FAQ abstention (answered right / wrong, unrelated refused) on the packaged FAQ-style dev data -> reports/faq.*
 	$(PY) -m jasper_rag.cli eval-faq $(or $(MODELS),models/jasper-quick minilm-l6)

@@ -98,11 +98,15 @@ def payload() -> dict:
         "encoding": [
             speed("student (torch eager)", "student", 13.0),
             speed("student (onnx int8)", "student", 30.0),
+            speed("jasper-tiny (torch eager)", "other student", 20.0),
+            speed("jasper-tiny (onnx int8)", "other student", 40.0),
             speed("ensemble (a + b)", "ensemble", 1.0),
         ],
         "quality": [
             {"variant": "torch eager", "task": "STS", "metric": "spearman", "score": 82.0},
             {"variant": "onnx int8", "task": "STS", "metric": "spearman", "score": 81.9},
+            {"variant": "jasper-tiny torch eager", "task": "STS", "metric": "spearman", "score": 80.0},
+            {"variant": "jasper-tiny onnx int8", "task": "STS", "metric": "spearman", "score": 79.5},
         ],
         "qualifying_variants": ["torch eager", "onnx int8"],
         "search": [
@@ -159,9 +163,12 @@ def test_reports_come_from_the_json(tmp_path) -> None:
     markdown = (tmp_path / "reports" / "bench.md").read_text()
     assert markdown.startswith("# Performance") and "![bench](bench.png)" in markdown
     assert "student (onnx int8): 30.0x (eager: 13.0x)" in markdown and "| not met |" in markdown
+    assert "jasper-tiny at ONNX int8 | 40.0x (eager: 20.0x); int8 vs eager STS -0.50 | met |" in markdown
     assert "10.0% CPU" not in markdown and "torch: 11.0% wall, 5.0% CPU" in markdown
     assert "| torch | 9.0 (1.80x) | 5.0 (1.00x) | 10.0 (2.00x) |" in markdown
     assert "5.00x (onnx-int8 end to end) | met" in markdown
+    default_torch = write_reports({**payload(), "default_backend": "torch"}, tmp_path / "torch")[1].read_text()
+    assert "1.80x (torch end to end; fastest onnx-int8: 5.00x) | not met" in default_torch
     assert "per real token in the encoder's batches: arrival order 1.300, sorted all at once 1.020." in markdown
     assert "385-d, 0.335 of the bytes" in markdown
     assert "untested on hardware" in markdown

@@ -63,6 +63,33 @@ def speedup(payload: Payload, name: str, key: str = "passages_per_s") -> float |
     return row[key]["median"] / ensemble[key]["median"]
 
 
+def other_student_goals(payload: Payload) -> list[list[str]]:
+    """The passage-throughput goal for each smaller student (``role`` "other student"), at ONNX int8, with
+    its int8-vs-eager quality differences from the quality section."""
+    labels = dict.fromkeys(
+        row["encoder"].rsplit(" (", 1)[0] for row in payload.get("encoding", []) if row["role"] == "other student"
+    )
+    scores = {(row["variant"], row["task"]): row["score"] for row in payload.get("quality", [])}
+    lines = []
+    for label in labels:
+        ratio, eager = speedup(payload, f"{label} (onnx int8)"), speedup(payload, f"{label} (torch eager)")
+        if ratio is None or eager is None:
+            continue
+        deltas = [
+            f"{task} {score - scores[(f'{label} torch eager', task)]:+.2f}"
+            for (variant, task), score in scores.items()
+            if variant == f"{label} onnx int8" and (f"{label} torch eager", task) in scores
+        ]
+        lines.append(
+            [
+                f">= {THROUGHPUT_GOAL:.0f}x the ensemble's throughput (256-token passages), {label} at ONNX int8",
+                f"{ratio:.1f}x (eager: {eager:.1f}x)" + (f"; int8 vs eager {', '.join(deltas)}" if deltas else ""),
+                "met" if ratio >= THROUGHPUT_GOAL else "not met",
+            ]
+        )
+    return lines
+
+
 def goals(payload: Payload) -> list[list[str]]:
     """One line per goal of the issue: goal, figure, met?"""
     lines = []
@@ -86,6 +113,7 @@ def goals(payload: Payload) -> list[list[str]]:
             f"{row['task']} {row['score'] - base[row['task']]:+.2f}" for row in quality if row["variant"] == variant
         ]
         lines.append([f"quality of {default} within 0.3 of eager", ", ".join(deltas), "met"])
+    lines += other_student_goals(payload)
     eager = encoder_row(payload, EAGER)
     if eager and eager.get("flops_per_passage"):
         achieved = eager["passages_per_s"]["median"] * eager["flops_per_passage"] / 1e9
@@ -123,11 +151,15 @@ def goals(payload: Payload) -> list[list[str]]:
         baseline = ingest_baseline(ingestion)
         if baseline is not None:
             best = max(ingestion, key=lambda row: row["ingest_chunks_per_s"])
-            ratio = best["ingest_chunks_per_s"] / baseline
+            default = next((row for row in ingestion if row["backend"] == payload.get("default_backend")), best)
+            ratio = default["ingest_chunks_per_s"] / baseline
+            fastest = (
+                "" if default is best else f"; fastest {best['backend']}: {best['ingest_chunks_per_s'] / baseline:.2f}x"
+            )
             lines.append(
                 [
-                    f"ingestion >= {INGEST_SPEEDUP_GOAL:g}x chunks/s of unsorted eager encoding",
-                    f"{ratio:.2f}x ({best['backend']} end to end)",
+                    f"ingestion >= {INGEST_SPEEDUP_GOAL:g}x chunks/s of unsorted eager encoding, default backend",
+                    f"{ratio:.2f}x ({default['backend']} end to end{fastest})",
                     "met" if ratio >= INGEST_SPEEDUP_GOAL else "not met",
                 ]
             )

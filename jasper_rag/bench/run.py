@@ -69,6 +69,8 @@ class BenchConfig:
     full_index_limit: int = 200_000
     ingest_docs: int = 500
     ingest_backends: tuple[str, ...] = BACKENDS  # each ingests the documents and encodes their chunks raw
+    # Smaller trained students measured beside the main one (encoding and quality, every CPU variant), when present.
+    other_students: tuple[str, ...] = ("models/jasper-tiny",)
     train_steps: int = 4
     recipe: str = "quick"
     seed: int = 0
@@ -223,7 +225,32 @@ def student_views(student: Student, variants: dict[str, OnnxEncoder]) -> dict[st
     return {EAGER: student.inference.at(dim), **{name: variant.at(dim) for name, variant in variants.items()}}
 
 
-def run_encoding(context: BenchContext, student: Student, variants: dict[str, OnnxEncoder]) -> None:
+def other_students(context: BenchContext) -> dict[str, tuple[Student, dict[str, OnnxEncoder]]]:
+    """Label -> (student, its ONNX variants) for each of ``config.other_students`` that is trained (full head
+    measured, as for the main student); a missing one is noted in the report."""
+    found = {}
+    for model in context.config.other_students:
+        if not (Path(model) / CONFIG_FILE).is_file():
+            context.notes.append(f"{model} is not trained (e.g. `make train RECIPE=tiny`): its rows are left out")
+            continue
+        encoder = load_encoder(model, device="cpu")
+        dim = encoder.heads[FULL_HEAD].out_features if FULL_HEAD in encoder.heads else None
+        student = Student(encoder, encoder, dim, f"{model} (full head)", model, dict(encoder.heads.items()))
+        found[Path(model).name] = (student, onnx_variants(context, student))
+    return found
+
+
+def labelled_views(label: str, student: Student, variants: dict[str, OnnxEncoder]) -> dict[str, TextEncoder]:
+    """``student_views`` of another student, each variant named ``label variant``."""
+    return {f"{label} {name}": view for name, view in student_views(student, variants).items()}
+
+
+def run_encoding(
+    context: BenchContext,
+    student: Student,
+    variants: dict[str, OnnxEncoder],
+    others: dict[str, tuple[Student, dict[str, OnnxEncoder]]],
+) -> None:
     config, settings = context.config, context.settings
     samples = text_samples(context, student.inference.tokenizer)
     inference = student.inference
@@ -240,6 +267,18 @@ def run_encoding(context: BenchContext, student: Student, variants: dict[str, On
     encoders: list[tuple[str, str, TextEncoder, tuple[float, float] | None]] = [
         (f"student ({name})", "student", view, student_flops) for name, view in student_views(student, variants).items()
     ]
+    for label, (other, other_variants) in others.items():
+        model = other.inference
+        other_flops = flops(
+            model.backbone.config,
+            model.tokenizer,
+            model.config.max_length,
+            [other.inference_dim] if other.inference_dim else [],
+        )
+        encoders += [
+            (f"{label} ({name})", "other student", view, other_flops)
+            for name, view in student_views(other, other_variants).items()
+        ]
     for teacher in teachers:
         module = teacher.model[0]
         encoders.append(
@@ -263,11 +302,20 @@ def run_encoding(context: BenchContext, student: Student, variants: dict[str, On
     }
 
 
-def run_quality(context: BenchContext, student: Student, variants: dict[str, OnnxEncoder]) -> None:
+def run_quality(
+    context: BenchContext,
+    student: Student,
+    variants: dict[str, OnnxEncoder],
+    others: dict[str, tuple[Student, dict[str, OnnxEncoder]]],
+) -> None:
+    """The main student's variants (and which qualify against its eager scores), then the other students'."""
     tasks = [load_task(name, context.settings.eval_dir) for name in context.config.quality_tasks]
     rows = score_variants(student_views(student, variants), tasks, context.cache_root, context.settings.batch_size)
-    context.results["quality"] = [row.to_json() for row in rows]
     context.results["qualifying_variants"] = qualifying(rows, EAGER)
+    for label, (other, other_variants) in others.items():
+        views = labelled_views(label, other, other_variants)
+        rows += score_variants(views, tasks, context.cache_root, context.settings.batch_size)
+    context.results["quality"] = [row.to_json() for row in rows]
 
 
 def run_search(
@@ -402,15 +450,18 @@ def run_bench(
             "machine": asdict(machine),
             "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "student": student.label,
+            "default_backend": settings.backend,  # what ingest and search use on this machine
             "notes": context.notes,
             **context.results,
         }
         return report.write_reports(payload, output_dir)
 
-    variants = onnx_variants(context, student) if {"encoding", "quality"} & set(config.sections) else {}
+    timed = {"encoding", "quality"} & set(config.sections)
+    variants = onnx_variants(context, student) if timed else {}
+    others = other_students(context) if timed else {}
     sections = {
-        "encoding": lambda: run_encoding(context, student, variants),
-        "quality": lambda: run_quality(context, student, variants),
+        "encoding": lambda: run_encoding(context, student, variants, others),
+        "quality": lambda: run_quality(context, student, variants, others),
         "ingestion": lambda: run_ingestion(context, student),
         "training": lambda: run_training(context, student),
         "search": lambda: run_search(context, student, corpus_real, queries, write),
