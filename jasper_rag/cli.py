@@ -356,7 +356,10 @@ def bench(
     quality_tasks: Annotated[
         str, typer.Option(help="Eval tasks scoring the CPU variants (scifact: minutes per variant, then cached).")
     ] = "stsbenchmark",
-    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per encoder and text set.")] = 3,
+    repeats: Annotated[
+        int | None,
+        typer.Option(min=1, help="Timed runs per encoder and text set, and per ingestion backend (default: 5 and 3)."),
+    ] = None,
     ingest_docs: Annotated[int, typer.Option(min=1, help="SciFact documents ingested as .txt files.")] = 500,
     output_dir: Annotated[Path | None, typer.Option(help="Where bench.json/.md/.png go (default: reports/).")] = None,
     render_only: Annotated[bool, typer.Option(help="Only re-render .md/.png from an existing bench.json.")] = False,
@@ -398,7 +401,7 @@ def bench(
                 if factories
                 else BenchConfig.factories,
                 quality_tasks=tuple(split(quality_tasks) or []),
-                repeats=repeats,
+                **({"repeats": repeats, "encoding_repeats": repeats} if repeats else {}),
                 ingest_docs=ingest_docs,
             )
             files = run_bench(config, output_dir=folder)

@@ -13,12 +13,17 @@ the backbone's ``config.json`` + tokenizer files. An optional vision tower (``at
 embeds images into every head's space: ``encode_images(images, dim=...)``, or every head at once from
 one pass of the tower: ``encode_image_heads(images)``.
 
+A model distilled with role prompts (recipe ``student_prompts``) records them under ``extra["prompts"]``;
+``encoder.at(dim).for_role(role)`` embeds with the role's prefix (the eval harness asks for the role of
+every text it embeds).
+
 ``use_backend`` (``load_encoder``: ``JASPER_BACKEND``) runs the text forward pass on ONNX Runtime instead
 of eager torch (``jasper_rag.backends``); training mode or a new head returns the encoder to torch.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -38,7 +43,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from jasper_rag.batching import inverse, sorted_batches, token_lengths
 from jasper_rag.config import BACKENDS, get_settings, resolve_device
-from jasper_rag.embedding import normalize_rows
+from jasper_rag.embedding import Role, normalize_rows
 
 if TYPE_CHECKING:
     from jasper_rag.backends import OnnxSession
@@ -51,6 +56,8 @@ FULL_HEAD = "full"
 POOLED = "pooled"  # the one name of the pooled backbone vector (no head) wherever heads are named
 VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
 RECIPE_KEY = "recipe"  # EncoderConfig.extra key of the recipe a trained model was distilled with
+# EncoderConfig.extra key: role -> the prefix a model distilled with student prompts reads that role's texts with
+PROMPTS_KEY = "prompts"
 DEFAULT_BATCH_SIZE = 32  # texts or images per forward pass of encode (load_encoder: settings batch_size)
 TORCH_BACKEND = BACKENDS[0]
 DEFAULT_MAX_LENGTH = 256  # tokens per text of a model built from a plain backbone (load_encoder: settings)
@@ -424,20 +431,36 @@ class JasperEncoder(nn.Module):
         return cls(backbone, tokenizer, config, batch_size).to(resolve_device(device)).eval()
 
 
-class HeadEncoder:
-    """A ``TextEncoder`` view of one head of a JasperEncoder."""
+def prompt_suffix(prompt: str) -> str:
+    """What a role prompt adds to a fingerprint: nothing without one, else a short hash of it."""
+    return f"-p{hashlib.sha256(prompt.encode()).hexdigest()[:8]}" if prompt else ""
 
-    def __init__(self, encoder: JasperEncoder, dim: int | None) -> None:
+
+class HeadEncoder:
+    """A ``TextEncoder`` view of one head of a JasperEncoder (``for_role``: the same with a role's prompt)."""
+
+    def __init__(self, encoder: JasperEncoder, dim: int | None, prompt: str = "") -> None:
         self.encoder = encoder
         self.head = encoder.head_for_dim(dim)
         self.dim = encoder.head_dim(self.head)
+        self.prompt = prompt
         self.name = f"{encoder.config.source}@{self.head}"
 
+    def for_role(self, role: Role) -> HeadEncoder:
+        """This head reading texts with the model's prompt for ``role`` (itself when the model has none)."""
+        prompt = dict(self.encoder.config.extra.get(PROMPTS_KEY, {})).get(role, "")  # type: ignore[call-overload]
+        if prompt == self.prompt:
+            return self
+        view = copy.copy(self)
+        view.prompt, view.name = prompt, f"{self.name.split('@role:')[0]}@role:{role}"
+        return view
+
     def fingerprint(self) -> str:
-        """Identity of the underlying weights and the head (for caches and the store)."""
-        return f"{self.encoder.fingerprint()}-{self.head}"
+        """Identity of the underlying weights, the head and the prompt (for caches and the store)."""
+        return f"{self.encoder.fingerprint()}-{self.head}{prompt_suffix(self.prompt)}"
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        texts = [self.prompt + text for text in texts] if self.prompt else texts
         return self.encoder.encode_heads(texts, [self.head], batch_size, show_progress=show_progress)[self.head]
 
 

@@ -25,6 +25,7 @@ def test_every_section_lands_in_the_reports(tmp_path, eval_dir) -> None:
         passages=2,
         latency_queries=3,
         repeats=1,
+        encoding_repeats=1,
         quality_tasks=("stsbenchmark",),
         sizes=(1500,),
         factories=("Flat", "SQ8"),

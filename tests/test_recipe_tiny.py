@@ -75,7 +75,9 @@ def test_the_cut_student_keeps_the_chosen_layers_and_reloads(tmp_path, student) 
 def test_a_recipe_with_student_layers_trains_and_saves_the_cut_model(tmp_path, student, monkeypatch) -> None:
     def fake_targets(recipe, texts, dist):
         generator = torch.Generator().manual_seed(1)
-        return torch.nn.functional.normalize(torch.randn(len(texts), TEACHER_DIM, generator=generator), dim=1)
+        return list(texts), torch.nn.functional.normalize(
+            torch.randn(len(texts), TEACHER_DIM, generator=generator), dim=1
+        )
 
     (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"text": t + ". " + t.upper()}) + "\n" for t in TEXTS))
     monkeypatch.setattr(pipeline, "teacher_targets", fake_targets)

@@ -151,7 +151,7 @@ def test_procrustes_head_starts_as_an_isometry_aligned_with_the_teacher() -> Non
 
 def fake_targets(recipe, texts, dist):
     generator = torch.Generator().manual_seed(1)
-    return torch.nn.functional.normalize(torch.randn(len(texts), TEACHER_DIM, generator=generator), dim=1)
+    return list(texts), torch.nn.functional.normalize(torch.randn(len(texts), TEACHER_DIM, generator=generator), dim=1)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jasper_rag.embedding import TextEncoder, normalize_rows
+from jasper_rag.embedding import Role, TextEncoder, normalize_rows
 from jasper_rag.encoder import HeadEncoder, JasperEncoder
 
 
@@ -75,13 +75,27 @@ class SharedPassHeads:
     heads' vectors until their views ask.
     """
 
-    def __init__(self, encoder: JasperEncoder, dims: Sequence[int], tag: str = "") -> None:
+    def __init__(self, encoder: JasperEncoder, dims: Sequence[int], tag: str = "", role: Role | None = None) -> None:
         self.encoder = encoder
-        self.views = {dim: _SharedHeadView(self, encoder.at(dim), tag) for dim in dims}
+        self.dims, self.tag = list(dims), tag
+        heads = {dim: encoder.at(dim) for dim in dims}
+        if role is not None:
+            heads = {dim: head.for_role(role) for dim, head in heads.items()}
+        self.prompt = next(iter(heads.values())).prompt if heads else ""
+        self.views = {dim: _SharedHeadView(self, head, tag) for dim, head in heads.items()}
         self._pending: dict[int, dict[str, np.ndarray]] = {dim: {} for dim in dims}
+        self._roles: dict[str, SharedPassHeads] = {}
 
     def view(self, dim: int) -> TextEncoder:
         return self.views[dim]
+
+    def for_role(self, role: Role) -> SharedPassHeads:
+        """The same heads reading texts with the model's prompt for ``role`` (this object when it is the same)."""
+        if self.encoder.at(self.dims[0]).for_role(role).prompt == self.prompt:
+            return self
+        if role not in self._roles:
+            self._roles[role] = SharedPassHeads(self.encoder, self.dims, self.tag, role)
+        return self._roles[role]
 
     def vectors(self, dim: int, texts: Sequence[str], batch_size: int, show_progress: bool) -> np.ndarray:
         """The ``dim``-d vectors of ``texts``, running the backbone only for texts no view computed yet."""
@@ -90,7 +104,8 @@ class SharedPassHeads:
         todo = [text for text in unique if text not in pending]
         if todo:
             heads = [view.head for view in self.views.values()]
-            vectors = self.encoder.encode_heads(todo, heads, batch_size, show_progress=show_progress)
+            prompted = [self.prompt + text for text in todo] if self.prompt else todo
+            vectors = self.encoder.encode_heads(prompted, heads, batch_size, show_progress=show_progress)
             for other, view in self.views.items():
                 self._pending[other].update(zip(todo, vectors[view.head], strict=True))
         found = {text: pending.pop(text) for text in unique}
@@ -111,6 +126,10 @@ class _SharedHeadView:
 
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def for_role(self, role: Role) -> TextEncoder:
+        """This head of the shared pass that reads ``role``'s texts with the model's prompt for it."""
+        return self.shared.for_role(role).views[self.dim]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         return self.shared.vectors(self.dim, texts, batch_size, show_progress)

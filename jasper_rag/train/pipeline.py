@@ -21,7 +21,15 @@ import torch
 
 from jasper_rag.config import get_settings, resolve_device
 from jasper_rag.embedding import for_role
-from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, RECIPE_KEY, JasperEncoder, load_encoder, reduced_head_name
+from jasper_rag.encoder import (
+    CONFIG_FILE,
+    FULL_HEAD,
+    PROMPTS_KEY,
+    RECIPE_KEY,
+    JasperEncoder,
+    load_encoder,
+    reduced_head_name,
+)
 from jasper_rag.files import atomic_write
 from jasper_rag.train.data import training_texts
 from jasper_rag.train.distributed import DistEnv
@@ -62,16 +70,24 @@ def pooled_states(encoder: JasperEncoder, texts: Sequence[str], dist: DistEnv, b
     return dist.gather_rows(torch.from_numpy(local).to(encoder.device), len(texts))
 
 
-def teacher_targets(recipe: Recipe, texts: Sequence[str], dist: DistEnv) -> torch.Tensor:
-    """The ensemble vectors of the texts, from the shared on-disk cache (filled where missing)."""
+def teacher_targets(recipe: Recipe, texts: Sequence[str], dist: DistEnv) -> tuple[list[str], torch.Tensor]:
+    """The student's training texts and their ensemble vectors, from the shared on-disk cache (filled where
+    missing). With ``student_prompts``, every text once per role: prefixed for the student, the teachers'
+    vectors for that role as its target; else the texts as they are, the teachers in ``teacher_role``."""
     from jasper_rag.teachers import load_teacher
 
-    teachers = [for_role(load_teacher(name, device=dist.device), recipe.teacher_role) for name in recipe.teachers]
+    loaded = [load_teacher(name, device=dist.device) for name in recipe.teachers]
     root = get_settings().cache_dir / "vectors"
-    weights = recipe.teacher_weights or [1.0] * len(teachers)
-    targets = ensemble_targets(teachers, texts, root, dist, weights, batch_size=recipe.teacher_batch_size)
-    del teachers
-    return torch.from_numpy(targets)
+    weights = recipe.teacher_weights or [1.0] * len(loaded)
+    prompts = recipe.student_prompts or {recipe.teacher_role: ""}
+    student_texts: list[str] = []
+    blocks = []
+    for role, prompt in prompts.items():
+        teachers = [for_role(teacher, role) for teacher in loaded]
+        blocks.append(ensemble_targets(teachers, texts, root, dist, weights, batch_size=recipe.teacher_batch_size))
+        student_texts += [prompt + text for text in texts]
+    del loaded
+    return student_texts, torch.from_numpy(np.concatenate(blocks))
 
 
 def prepare_heads(
@@ -218,7 +234,7 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
     log.info("recipe %s: %d training texts from %s", recipe.name, len(texts), recipe.corpus)
     for terms in inherited_terms(recipe.teachers):
         log.warning("recipe %s: %s", recipe.name, terms)
-    targets = teacher_targets(recipe, texts, dist)
+    texts, targets = teacher_targets(recipe, texts, dist)
     timings: dict[str, float] = {"teacher_vectors": round(time.perf_counter() - began, 1)}
     encoder: JasperEncoder | None = None
     for stage in wanted:
@@ -239,6 +255,8 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         encoder.config.extra[RECIPE_KEY] = recipe.model_dump(mode="json")  # teachers, student, stages...
         encoder.config.extra[STAGES_MARKER_KEY] = stages_marker(run_dir, wanted)
         encoder.config.extra[TERMS_KEY] = inherited_terms(recipe.teachers)
+        if recipe.student_prompts:
+            encoder.config.extra[PROMPTS_KEY] = dict(recipe.student_prompts)
         encoder.save(output)
         heads = list(encoder.config.heads) or ["pooled"]
         write_card(output, card_text(output.name, recipe.student, recipe.teachers, recipe.name, heads))

@@ -44,6 +44,12 @@ class Recipe(BaseModel):
     teacher_role: Role = Field(
         "symmetric", description="the role (query, passage, symmetric) whose prompt teachers embed training texts with"
     )
+    student_prompts: dict[Role, str] | None = Field(
+        None,
+        description="role -> prefix the student reads that role's texts with, e.g. {'query': 'query: ', 'passage': "
+        "'passage: '}: each training text is distilled once per role listed, prefixed, against the teachers' vectors "
+        "for that role (teacher_role is then unused); the model records the prompts and eval uses them",
+    )
     output: str = Field(description="folder of the trained model, e.g. models/jasper-quick")
     corpus: str = "data/corpus/default.jsonl"
     max_texts: int | None = Field(None, ge=2)
@@ -73,6 +79,13 @@ class Recipe(BaseModel):
         if layers is not None and (layers[0] < 0 or layers != sorted(set(layers))):
             raise ValueError(f"{layers}: distinct layer numbers >= 0 in ascending order")
         return layers
+
+    @field_validator("student_prompts")
+    @classmethod
+    def _prompts_differ(cls, prompts: dict[str, str] | None) -> dict[str, str] | None:
+        if prompts is not None and (not prompts or len(set(prompts.values())) != len(prompts)):
+            raise ValueError("one distinct prefix per role listed, at least one role")
+        return prompts
 
     @model_validator(mode="after")
     def _weights_per_teacher(self) -> Recipe:
