@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # No model hub on our machines: every weight comes from a registry package (see weights.py).
@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+STORES = ("faiss", "milvus")  # where the store keeps its vectors (jasper_rag.store.vectors; docs/scale.md)
 BACKENDS = ("torch", "onnx", "onnx-int8")  # inference backends of the text encoder (jasper_rag.backends)
 # The default backend on the CPU: the fastest whose eval scores stay within QUALITY_TOLERANCE of eager torch for
 # every head (reports/eval.md, "Backends"; `make eval` warns when this no longer holds).
@@ -79,6 +80,20 @@ class Settings(BaseSettings):
         description="FAISS factory per index, optionally with search parameters after a space: 'Flat' (exact), "
         "'HNSW32 efSearch=128', 'IVF256,Flat nprobe=16' (docs/performance.md, 'Index types': which per corpus size).",
     )
+    store: str = Field(
+        "faiss",
+        description="Where the vectors live: 'faiss' (FAISS files in indexes_dir, the default) or 'milvus' "
+        "(Milvus Lite file or Milvus server, milvus_uri; needs `pip install 'jasper-rag[milvus]'`; docs/scale.md).",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus of store='milvus': a Milvus Lite file ('path/milvus.db'; default: "
+        "<indexes_dir>/milvus.db) or a server ('http://host:19530'; Zilliz Cloud: its https endpoint).",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus credentials: 'user:password' or an API key (none for Milvus Lite)."
+    )
+    milvus_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the Milvus server to answer.")
     ingest_max_file_mb: float = Field(50.0, gt=0, description="Ingestion refuses files larger than this.")
     ingest_commit_chunks: int = Field(2048, gt=0, description="Chunks embedded between two commits of the store.")
     ingest_max_pdf_pages: int = Field(2000, gt=0, description="Ingestion refuses PDFs with more pages than this.")
@@ -132,6 +147,13 @@ class Settings(BaseSettings):
     def _known_backend(cls, value: str) -> str:
         if value not in BACKENDS:
             raise ValueError(f"unknown backend {value!r}: JASPER_BACKEND must be one of {', '.join(BACKENDS)}")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in STORES:
+            raise ValueError(f"unknown store {value!r}: JASPER_STORE must be one of {', '.join(STORES)}")
         return value
 
     @property

@@ -96,3 +96,38 @@ def fresh_settings():
 
     yield
     get_settings.cache_clear()
+
+
+def _milvus_lite_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("pymilvus", "milvus_lite"))
+
+
+STORE_BACKENDS = [
+    "faiss",
+    pytest.param(
+        "milvus",
+        marks=pytest.mark.skipif(
+            not _milvus_lite_installed(),
+            reason="pymilvus / milvus-lite not installed (pip install 'jasper-rag[milvus]')",
+        ),
+    ),
+]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request, monkeypatch):
+    """Each test that takes it runs on the FAISS store and on Milvus Lite (``JASPER_STORE``; the Milvus Lite
+    file defaults to ``<indexes_dir>/milvus.db``); the Milvus Lite servers it started are stopped afterwards."""
+    from jasper_rag.config import get_settings
+
+    monkeypatch.setenv("JASPER_STORE", request.param)
+    monkeypatch.delenv("JASPER_MILVUS_URI", raising=False)
+    get_settings.cache_clear()
+    yield request.param
+    get_settings.cache_clear()
+    if request.param == "milvus":
+        from milvus_lite import server_manager_instance
+
+        server_manager_instance.release_all()

@@ -134,7 +134,7 @@ def test_outcome_counts_right_wrong_and_refused() -> None:
 
 # ===================================================================== the matcher over a store
 @pytest.fixture
-def faq_store(tmp_path, tiny_encoder):
+def faq_store(tmp_path, tiny_encoder, store_backend):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "faq.csv").write_text("question,answer\n" + "".join(f"{q},{a}\n" for q, a in FAQ_ROWS))

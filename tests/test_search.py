@@ -26,7 +26,7 @@ DOCS = {
 
 
 @pytest.fixture
-def corpus(tmp_path, tiny_encoder):
+def corpus(tmp_path, tiny_encoder, store_backend):
     folder = tmp_path / "docs"
     folder.mkdir()
     for name, text in DOCS.items():

@@ -31,7 +31,7 @@ def _ingest(folder, encoder, settings) -> None:
 
 
 @pytest.fixture
-def corpus(tmp_path, tiny_encoder):
+def corpus(tmp_path, tiny_encoder, store_backend):
     folder = tmp_path / "docs"
     (folder / "many").mkdir(parents=True)
     (folder / "few").mkdir()

@@ -1,4 +1,7 @@
-"""Store: commits of rows + vectors, the model guard, generations and crash safety, doctor check/repair."""
+"""Store: commits of rows + vectors, the model guard, generations and crash safety, doctor check/repair.
+
+Tests that take ``store_backend`` run on FAISS and on Milvus Lite; the Milvus backend's own crash and
+repair cases are in test_store_milvus.py."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def ids_of(store: Store, kind: str = "chunk", head: str = "full") -> list[int]:
     return sorted(store.index(kind, head).ids().tolist())
 
 
-def test_commit_writes_rows_and_one_index_per_kind_and_head(tmp_path, db_url):
+def test_commit_writes_rows_and_one_index_per_kind_and_head(tmp_path, db_url, store_backend):
     store = make_store(tmp_path, db_url)
     with store.writer():
         store.commit([record("/a.txt", ["alpha", "beta"]), record("/q.csv", ["why?"], faq=True)])
@@ -79,7 +82,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-def test_replacing_and_deleting_documents_changes_exactly_their_vectors(tmp_path, db_url):
+def test_replacing_and_deleting_documents_changes_exactly_their_vectors(tmp_path, db_url, store_backend):
     store = make_store(tmp_path, db_url)
     with store.writer():
         store.commit([record("/a", ["a1", "a2"]), record("/b", ["b1"]), record("/c", ["c1", "c2"])])
@@ -94,7 +97,7 @@ def test_replacing_and_deleting_documents_changes_exactly_their_vectors(tmp_path
     assert check(store).consistent
 
 
-def test_a_second_model_is_refused_while_vectors_exist(tmp_path, db_url):
+def test_a_second_model_is_refused_while_vectors_exist(tmp_path, db_url, store_backend):
     store = make_store(tmp_path, db_url)
     with store.writer():
         store.commit([record("/a", ["x"])])

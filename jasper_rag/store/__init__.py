@@ -1,4 +1,5 @@
-"""The store: SQL metadata (SQLAlchemy) and one FAISS inner-product index per (entry kind, model head)."""
+"""The store: SQL metadata (SQLAlchemy) and one inner-product vector index per (entry kind, model head), in FAISS
+files (the default) or Milvus (``JASPER_STORE``; ``vectors.VectorBackend``)."""
 
 from jasper_rag.store.heads import POOLED, ModelIdentity, embed_heads, encoder_heads, model_identity
 from jasper_rag.store.models import Chunk, DocumentStatus, EntryKind, FaqEntry, ImageEntry
@@ -7,10 +8,10 @@ from jasper_rag.store.store import (
     DocumentView,
     EntryView,
     Store,
-    StoreFolderMismatchError,
     StoreModelMismatchError,
 )
 from jasper_rag.store.vector_index import IndexTrainingError, VectorIndex
+from jasper_rag.store.vectors import StoreBackendError, StoreFolderMismatchError, VectorSearch
 
 __all__ = [
     "POOLED",
@@ -25,9 +26,11 @@ __all__ = [
     "IndexTrainingError",
     "ModelIdentity",
     "Store",
+    "StoreBackendError",
     "StoreFolderMismatchError",
     "StoreModelMismatchError",
     "VectorIndex",
+    "VectorSearch",
     "embed_heads",
     "encoder_heads",
     "model_identity",

@@ -1,11 +1,12 @@
-"""``doctor``: compare the SQL entries with every FAISS index, report drift, and repair it.
+"""``doctor``: compare the SQL entries with every vector index, report drift, and repair it.
 
-Consistent means: every (kind, head) index file named in SQL loads, has the head's dimension and
-holds exactly the ids of the embedded SQL entries of its kind, each once. Repair keeps every vector
-that both sides agree on, drops vectors without rows, and marks documents whose vectors are missing
-as ``stale`` (their rows go; the next ingest embeds them again), all in one commit. When the file SQL
-names is unreadable, repair starts from the newest older generation still on disk that loads (the
-previous one is kept one commit longer), so only documents whose vectors it lacks become stale.
+Consistent means: every (kind, head) index named in SQL (a FAISS file, or the rows of a Milvus
+collection) loads, has the head's dimension and holds exactly the ids of the embedded SQL entries of
+its kind, each once. Repair keeps every vector that both sides agree on, drops vectors without rows,
+and marks documents whose vectors are missing as ``stale`` (their rows go; the next ingest embeds
+them again), all in one commit. When the FAISS file SQL names is unreadable, repair starts from the
+newest older generation still on disk that loads (the previous one is kept one commit longer), so
+only documents whose vectors it lacks become stale.
 Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``.
 The lexical index SQL names must open and hold exactly the embedded entries, each once; repair
 rebuilds what differs from the stored texts (an unreadable one from scratch).
@@ -23,6 +24,7 @@ from jasper_rag.store.lexical_index import LexicalIndex, LexicalIndexError
 from jasper_rag.store.models import DocumentStatus, Entry, EntryKind
 from jasper_rag.store.store import INDEX_FILE, Store, batched
 from jasper_rag.store.vector_index import VectorIndex
+from jasper_rag.store.vectors import VectorSearch
 
 EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -39,7 +41,7 @@ class IndexCheck:
     extra: np.ndarray = field(default_factory=lambda: EMPTY)
     duplicates: np.ndarray = field(default_factory=lambda: EMPTY)
     error: str | None = None
-    source: VectorIndex | None = field(default=None, repr=False)  # what repair keeps vectors from
+    source: VectorSearch | None = field(default=None, repr=False)  # what repair keeps vectors from
 
     @property
     def ok(self) -> bool:
@@ -107,7 +109,7 @@ class DoctorReport:
         return "\n".join(lines)
 
 
-def _load(store: Store, kind: str, head: str, dim: int) -> tuple[VectorIndex | None, str | None]:
+def _load(store: Store, kind: str, head: str, dim: int) -> tuple[VectorSearch | None, str | None]:
     if (kind, head) not in store.index_states():
         return None, "no index"
     try:
@@ -231,20 +233,17 @@ def repair(store: Store) -> DoctorReport:
             if not heads:  # vectors of an unknown model: nothing can be kept
                 stale_documents |= _documents_of(store, np.concatenate([store.embedded_ids(k) for k in EntryKind.ALL]))
             dropped_entries = _entries_of(store, stale_documents)
-            rebuilt = {}
+            kept = {}
             for item in report.checks:
                 index = item.source  # the current index, or the older generation an unreadable one falls back to
-                kept = EMPTY if index is None else index.ids()
-                if item.ok and not np.isin(kept, dropped_entries).any():
+                ids = EMPTY if index is None else index.ids()
+                if item.ok and not np.isin(ids, dropped_entries).any():
                     continue
-                kept = kept[np.isin(kept, store.embedded_ids(item.kind)) & ~np.isin(kept, dropped_entries)]
-                kept = kept[np.sort(np.unique(kept, return_index=True)[1])]  # first copy of each id, in order
-                fresh = VectorIndex.create(heads[item.head], index.factory if index else store.factory)
-                if len(kept):
-                    fresh.add(kept, index.reconstruct(kept))
-                rebuilt[(item.kind, item.head)] = fresh
+                ids = ids[np.isin(ids, store.embedded_ids(item.kind)) & ~np.isin(ids, dropped_entries)]
+                ids = ids[np.sort(np.unique(ids, return_index=True)[1])]  # first copy of each id, in order
+                kept[(item.kind, item.head)] = (ids, index)
             dropped = [key for key in store.index_states() if key[1] not in heads]
-            store.replace_indexes(rebuilt, sorted(stale_documents), dropped)  # re-syncs the lexical index if needed
+            store.replace_vectors(kept, sorted(stale_documents), dropped)  # re-syncs the lexical index if needed
             if report.lexical is not None and not report.lexical.ok:
                 store.sync_lexical(force=True)
     return check(store)

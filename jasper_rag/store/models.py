@@ -127,6 +127,15 @@ class IndexState(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 
 
+class PendingVectorDelete(Base):
+    """An entry id whose vectors a committed transaction deleted and a vector backend that deletes after the
+    commit (Milvus) has not deleted yet: the next writer deletes them if this one crashed."""
+
+    __tablename__ = "pending_vector_deletes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+
 class StoreMeta(Base):
     """Key/value facts about the store, e.g. which model built its vectors."""
 

@@ -1,4 +1,9 @@
-"""The store: SQL metadata plus one FAISS index per (entry kind, model head), kept in step.
+"""The store: SQL metadata plus one vector index per (entry kind, model head), kept in step.
+
+The vectors live in a backend (``vectors.VectorBackend``, chosen by ``JASPER_STORE``): FAISS files in the
+index folder (``faiss``, the default, described here) or Milvus (``milvus``: ``milvus_vectors``, whose own
+write order its docstring and docs/scale.md give). The backend a store was built with is recorded in SQL;
+opening it with another is refused.
 
 Write order (crash safety): a commit runs in one SQL transaction. Inside it, the rows of changed
 and deleted files are deleted, the new rows inserted (giving their ids), and every touched index is
@@ -45,10 +50,20 @@ from sqlalchemy.orm import Session
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.store.database import make_engine, make_sessions
+from jasper_rag.store.faiss_vectors import FaissVectors
 from jasper_rag.store.heads import ModelIdentity
 from jasper_rag.store.lexical_index import LexicalIndex, LexicalIndexError
-from jasper_rag.store.models import Document, DocumentStatus, Entry, IndexState, StoreMeta
-from jasper_rag.store.vector_index import VectorIndex, fsync_dir
+from jasper_rag.store.models import Document, DocumentStatus, Entry, IndexState, PendingVectorDelete, StoreMeta
+from jasper_rag.store.vector_index import fsync_dir
+from jasper_rag.store.vectors import (
+    AddedVectors,
+    KeptVectors,
+    StoreBackendError,
+    StoreFolderMismatchError,
+    VectorBackend,
+    VectorChanges,
+    VectorSearch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +71,7 @@ MODEL_KEY = "model"
 STORE_ID_KEY = "store_id"  # prefixes the index file names: two databases can never take each other's files
 INDEX_FOLDER_KEY = "index_folder"  # {"id", "path"} of the one index folder this database belongs to
 LEXICAL_KEY = "lexical_generation"  # the lexical index's generation that matches the rows
+BACKEND_KEY = "vector_store"  # the vector backend holding the store's vectors (absent: faiss, as before it existed)
 LOCK_FILE = ".writer.lock"
 INDEX_FILE = re.compile(
     r"^(?P<store>[0-9a-f]+)\.(?P<kind>[a-z]+)\.(?P<head>[A-Za-z0-9_-]+)\.g(?P<generation>\d+)\.faiss$"
@@ -66,10 +82,6 @@ SQL_BATCH = 500  # ids or paths per IN (...) clause
 
 class StoreModelMismatchError(RuntimeError):
     """The store holds vectors of another model than the one given."""
-
-
-class StoreFolderMismatchError(RuntimeError):
-    """The database belongs to another index folder than the one given."""
 
 
 @dataclass(frozen=True)
@@ -135,11 +147,14 @@ class Store:
     """Documents, entries and vectors of one corpus. ``Store.open()`` uses the settings' locations.
 
     Read API (for the searcher): ``model``, ``heads``, ``kinds()``, ``index(kind, head)`` (a
-    ``VectorIndex``: ``search(vectors, k)``, ``reconstruct(ids)``), ``fetch(ids)`` -> ``EntryView``s,
+    ``VectorSearch``: ``search(vectors, k)``, ``reconstruct(ids)``), ``fetch(ids)`` -> ``EntryView``s,
     ``refresh()`` to pick up commits made by another process. Writes go through ``writer()``.
+    ``settings`` choose the vector backend (``store``, ``milvus_*``; default: the process settings).
     """
 
-    def __init__(self, url: str, index_dir: str | Path, factory: str = "Flat") -> None:
+    def __init__(
+        self, url: str, index_dir: str | Path, factory: str = "Flat", settings: Settings | None = None
+    ) -> None:
         self.url = url
         self.shown_url = make_url(url).render_as_string(hide_password=True)  # for messages: no password
         self.index_dir = Path(index_dir)
@@ -149,10 +164,10 @@ class Store:
         self.sessions = make_sessions(self.engine)
         self.store_id = self._store_id()
         self._bind_index_folder()
+        self.vectors = self._open_backend(settings or get_settings())
         self.model: ModelIdentity | None = None
         self._states: dict[tuple[str, str], IndexState] = {}
-        self._loaded: dict[tuple[str, str], tuple[int, VectorIndex]] = {}
-        self._working: dict[tuple[str, str], VectorIndex] = {}
+        self._loaded: dict[tuple[str, str], tuple[int, VectorSearch]] = {}
         self.lexical_generation: int | None = None
         self._lexical: tuple[int, LexicalIndex] | None = None
         self.refresh()
@@ -163,10 +178,34 @@ class Store:
     ) -> Store:
         """The store at ``db_url`` / ``index_dir``, defaulting to the settings (``indexes/jasper.db``)."""
         settings = settings or get_settings()
-        return cls(db_url or settings.database_url, index_dir or settings.indexes_dir, settings.index_factory)
+        return cls(db_url or settings.database_url, index_dir or settings.indexes_dir, settings.index_factory, settings)
 
     def close(self) -> None:
+        self.vectors.close()
         self.engine.dispose()
+
+    def _open_backend(self, settings: Settings) -> VectorBackend:
+        """The configured vector backend, recorded in SQL; a store holding vectors in another is refused."""
+        with self.sessions() as session, session.begin():
+            meta = session.get(StoreMeta, BACKEND_KEY)
+            has_vectors = bool(session.scalar(select(func.count()).select_from(IndexState)))
+            recorded = meta.value if meta is not None else "faiss"  # absent: made before backends were recorded
+            if has_vectors and recorded != settings.store:
+                raise StoreBackendError(
+                    f"the store {self.shown_url} keeps its vectors in {recorded!r}, not {settings.store!r}: open it "
+                    f"with JASPER_STORE={recorded}, or give the {settings.store!r} store its own database (--db)"
+                )
+            if meta is None:
+                session.add(StoreMeta(key=BACKEND_KEY, value=settings.store))
+            elif meta.value != settings.store:
+                meta.value = settings.store  # no vectors yet: the store takes the configured backend
+        if settings.store == "milvus":
+            from jasper_rag.store.milvus_vectors import MilvusVectors
+
+            uri = settings.milvus_uri or str(self.index_dir / "milvus.db")
+            token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+            return MilvusVectors(uri, token, settings.milvus_timeout_s, self.store_id, self.sessions)
+        return FaissVectors(self.index_path, self.factory)
 
     def _store_id(self) -> str:
         """This database's id (created once), which names its index files."""
@@ -272,7 +311,7 @@ class Store:
     def index_states(self) -> dict[tuple[str, str], IndexState]:
         return dict(self._states)
 
-    def index(self, kind: str, head: str) -> VectorIndex:
+    def index(self, kind: str, head: str) -> VectorSearch:
         """The committed index of one kind and head (KeyError when the store has none)."""
         for attempt in range(2):
             state = self._states[(kind, head)]
@@ -280,7 +319,7 @@ class Store:
             if cached and cached[0] == state.generation:
                 return cached[1]
             try:
-                index = VectorIndex.load(self.index_path(kind, head, state.generation), state.factory)
+                index = self.vectors.load(self.model, kind, head, state)
             except (FileNotFoundError, RuntimeError):
                 if attempt:
                     raise
@@ -390,10 +429,11 @@ class Store:
                 with self._database_lock():
                     self.refresh()
                     self.remove_garbage()
+                    self.vectors.cleanup(self.model)
                     self.sync_lexical()
                     yield self
             finally:
-                self._working.clear()
+                self.vectors.discard()
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def advisory_lock_key(self) -> int:
@@ -460,18 +500,7 @@ class Store:
                 for record in records:
                     session.add(self._document_row(record))
                 session.flush()  # assigns entry ids
-                added_ids, added_vectors = self._group_vectors(records, heads)
-                changed: dict[tuple[str, str], VectorIndex] = {}
-                for kind in sorted(set(removed) | set(added_ids)):
-                    for head, dim in heads.items():
-                        index = self._working_index(session, kind, head, dim)
-                        index.remove(np.asarray(removed.get(kind, []), dtype=np.int64))
-                        if kind in added_ids:
-                            index.add(
-                                np.asarray(added_ids[kind], dtype=np.int64), np.concatenate(added_vectors[kind][head])
-                            )
-                        changed[(kind, head)] = index
-                self._save_indexes(session, changed)
+                self.vectors.write(session, self.model, VectorChanges(removed, self._added_vectors(records, heads)))
                 embedded = [entry for record in records for entry in record.entries if entry.embedded]
                 generation, lexical = self._stage_lexical(session)
                 staged = self.lexical_path(generation)
@@ -479,10 +508,11 @@ class Store:
                 lexical.add((e.id for e in embedded), (e.kind for e in embedded), (e.text for e in embedded))
                 lexical.commit()
         except BaseException:
-            self._working.clear()  # they may be ahead of what was committed
+            self.vectors.discard()
             if staged is not None:
                 shutil.rmtree(staged, ignore_errors=True)
             raise
+        self.vectors.committed()
         self._after_commit()
 
     def clear(self) -> None:
@@ -493,6 +523,7 @@ class Store:
                 session.execute(delete(Entry))
                 session.execute(delete(Document))
                 session.execute(delete(IndexState))
+                session.execute(delete(PendingVectorDelete))
                 session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
                 generation, lexical = self._stage_lexical(session, empty=True)
                 staged = self.lexical_path(generation)
@@ -501,17 +532,34 @@ class Store:
             if staged is not None:
                 shutil.rmtree(staged, ignore_errors=True)
             raise
-        self._working.clear()
+        self.vectors.cleared()
         self._after_commit()
 
-    def replace_indexes(
+    def replace_vectors(
         self,
-        indexes: dict[tuple[str, str], VectorIndex],
+        kept: KeptVectors,
         stale_documents: Sequence[int] = (),
         dropped: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Doctor's repair, in one commit: rebuilt indexes, documents whose vectors were lost marked
-        stale (entries deleted, so the next ingest embeds them again), index records of unknown heads dropped."""
+        """Doctor's repair, in one commit: each (kind, head) of ``kept`` holds exactly the given ids (vectors
+        read from the given source), documents whose vectors were lost marked stale (entries deleted, so the
+        next ingest embeds them again), index records of unknown heads dropped."""
+        try:
+            self._replace_vectors(kept, stale_documents, dropped)
+        except BaseException:
+            self.vectors.discard()
+            raise
+        self.vectors.committed()
+        self._after_commit()
+        if stale_documents:
+            self.sync_lexical(force=True)  # the entries of stale documents are gone from SQL
+
+    def _replace_vectors(
+        self,
+        kept: KeptVectors,
+        stale_documents: Sequence[int],
+        dropped: Sequence[tuple[str, str]],
+    ) -> None:
         with self.sessions() as session, session.begin():
             for batch in batched(list(stale_documents)):
                 session.execute(delete(Entry).where(Entry.document_id.in_(batch)))
@@ -521,10 +569,8 @@ class Store:
                     document.error = "vectors were lost; the next ingest embeds it again"
             for kind, head in dropped:
                 session.execute(delete(IndexState).where(IndexState.kind == kind, IndexState.head == head))
-            self._save_indexes(session, indexes)
-        self._after_commit()
-        if stale_documents:
-            self.sync_lexical(force=True)  # the entries of stale documents are gone from SQL
+            if kept:
+                self.vectors.replace(session, self.model, kept)
 
     # ----------------------------------------------------------------- the lexical index
     def _stage_lexical(self, session: Session, empty: bool = False) -> tuple[int, LexicalIndex]:
@@ -608,12 +654,9 @@ class Store:
         )
 
     @staticmethod
-    def _group_vectors(
-        records: Sequence[DocumentRecord], heads: dict[str, int]
-    ) -> tuple[dict[str, list[int]], dict[str, dict[str, list[np.ndarray]]]]:
-        """Entry ids and vectors of the embedded entries, grouped by kind (then head)."""
-        ids: dict[str, list[int]] = defaultdict(list)
-        vectors: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+    def _added_vectors(records: Sequence[DocumentRecord], heads: dict[str, int]) -> list[AddedVectors]:
+        """The embedded entries (ids assigned) of each record and kind, with their vectors; shapes checked."""
+        added = []
         for record in records:
             embedded = [entry for entry in record.entries if entry.embedded]
             if not embedded:
@@ -624,32 +667,10 @@ class Store:
                     raise ValueError(f"{record.path}: head '{head}' vectors {shape}, expected {(len(embedded), dim)}")
             for kind in sorted({entry.kind for entry in embedded}):
                 rows = [i for i, entry in enumerate(embedded) if entry.kind == kind]
-                ids[kind].extend(embedded[i].id for i in rows)
-                for head in heads:
-                    vectors[kind][head].append(record.vectors[head][rows])
-        return ids, vectors
-
-    def _working_index(self, session: Session, kind: str, head: str, dim: int) -> VectorIndex:
-        """The writer's own copy of an index (readers' copies are never changed in place)."""
-        key = (kind, head)
-        if key not in self._working:
-            state = session.get(IndexState, key)
-            if state is None:
-                self._working[key] = VectorIndex.create(dim, self.factory)
-            else:
-                self._working[key] = VectorIndex.load(self.index_path(kind, head, state.generation), state.factory)
-        return self._working[key]
-
-    def _save_indexes(self, session: Session, indexes: dict[tuple[str, str], VectorIndex]) -> None:
-        """Write each index as the next generation and point its ``index_state`` row at it (same transaction)."""
-        for (kind, head), index in indexes.items():
-            state = session.get(IndexState, (kind, head))
-            if state is None:
-                state = IndexState(kind=kind, head=head, generation=0)
-                session.add(state)
-            state.generation += 1
-            state.dim, state.factory, state.count = index.dim, index.factory, index.ntotal
-            index.save(self.index_path(kind, head, state.generation))
+                ids = np.asarray([embedded[i].id for i in rows], dtype=np.int64)
+                vectors = {head: record.vectors[head][rows] for head in heads}
+                added.append(AddedVectors(kind, record.path, record.file_type, ids, vectors))
+        return added
 
     def _after_commit(self) -> None:
         self.refresh()

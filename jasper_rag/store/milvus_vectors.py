@@ -1,0 +1,290 @@
+"""The Milvus vector backend (``JASPER_STORE=milvus``): a Milvus server, or a Milvus Lite file, through pymilvus.
+
+One collection per store and model (``jasper_<store id>_<model fingerprint>``), one row per embedded
+entry: the primary key is the SQL entry id, the scalar fields ``kind``, ``file_type`` and ``path``
+describe it, and one FLAT inner-product vector field per model head holds its vectors (docs/scale.md
+says why one collection rather than one per head). Searches and reads are strongly consistent.
+
+Write order (SQL stays the source of truth): a commit *upserts* the new rows before the SQL transaction
+commits and records the ids it deletes in SQL (``pending_vector_deletes``, same transaction); the
+deletes run after the commit. A crash before the commit leaves rows whose ids SQL never committed: ids
+above the largest entry id (SQL never hands out an id twice once committed). A crash after it leaves
+the recorded deletes. The next writer removes both when it starts (``cleanup``); until then a search
+may see those rows, and the store drops every hit without a SQL row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jasper_rag.store.heads import ModelIdentity
+from jasper_rag.store.models import Entry, IndexState, PendingVectorDelete
+from jasper_rag.store.vectors import KeptVectors, StoreBackendError, VectorChanges, record_state
+
+INSTALL_HINT = "pip install 'jasper-rag[milvus]'"
+FACTORY = "milvus FLAT"  # what ``index_state.factory`` records: exact inner-product search
+METRIC = {"metric_type": "IP"}
+WRITE_BATCH = 1000  # rows per upsert, ids per delete or get
+MAX_LIMIT = 16384  # Milvus's largest top-k
+PATH_LENGTH = 65535  # Milvus's longest VARCHAR (``Document.path`` holds 4096 characters)
+FIELD = re.compile(r"[^A-Za-z0-9_]")
+
+
+def field_name(head: str) -> str:
+    """The vector field of a head (Milvus field names take letters, digits and underscores)."""
+    return "v_" + FIELD.sub("_", head)
+
+
+def collection_prefix(store_id: str) -> str:
+    return f"jasper_{store_id}_"
+
+
+def collection_name(store_id: str, model: ModelIdentity) -> str:
+    return collection_prefix(store_id) + FIELD.sub("_", model.fingerprint)
+
+
+def batches(items: Sequence, size: int = WRITE_BATCH) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def id_list(ids: Sequence[int]) -> str:
+    return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
+def connect(uri: str, token: str | None, timeout: float):
+    """A ``MilvusClient`` for ``uri`` (a Milvus Lite ``.db`` file or ``http(s)://host:port``), or a
+    ``StoreBackendError`` that names the setting to fix."""
+    try:
+        from pymilvus import MilvusClient, MilvusException
+    except ImportError:
+        raise StoreBackendError(f"JASPER_STORE=milvus needs pymilvus and milvus-lite: {INSTALL_HINT}") from None
+    if not uri.endswith(".db") and urlparse(uri).scheme not in ("http", "https", "tcp", "unix"):
+        raise StoreBackendError(
+            f"JASPER_MILVUS_URI={uri!r} is neither a Milvus Lite file (a path ending in .db) nor a server "
+            "address (http://host:19530, https://... for Zilliz Cloud)"
+        )
+    try:
+        return MilvusClient(uri=uri, token=token or "", timeout=timeout)
+    except MilvusException as err:
+        detail = getattr(err, "message", str(err))
+        if "milvus-lite is required" in detail:
+            detail = f"Milvus Lite is not installed ({INSTALL_HINT})"
+        raise StoreBackendError(
+            f"cannot open Milvus at JASPER_MILVUS_URI={uri!r}: {detail}; check the address, the server and "
+            "JASPER_MILVUS_TOKEN (a Milvus Lite file is opened by one process at a time)"
+        ) from None
+
+
+class MilvusIndex:
+    """The vectors of one (kind, head) in the store's collection: the ``VectorSearch`` reads, live."""
+
+    factory = FACTORY
+
+    def __init__(self, client, collection: str, kind: str, head: str, dim: int) -> None:
+        self.client = client
+        self.collection = collection
+        self.kind = kind
+        self.field = field_name(head)
+        self._dim = dim
+        self.where = f'kind == "{kind}"'
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def ntotal(self) -> int:
+        rows = self.client.query(self.collection, filter=self.where, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def ids(self) -> np.ndarray:
+        """Every id of this kind (in no particular order)."""
+        found: list[int] = []
+        iterator = self.client.query_iterator(
+            self.collection, batch_size=WRITE_BATCH * 4, filter=self.where, output_fields=["id"]
+        )
+        try:
+            while batch := iterator.next():
+                found.extend(row["id"] for row in batch)
+        finally:
+            iterator.close()
+        return np.asarray(found, dtype=np.int64)
+
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` inner products per query row: ``(scores, ids)``, ids -1 (score -inf) where fewer exist.
+        ``allowed``: only these ids are searched (a filter inside the search)."""
+        queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"query dimension {queries.shape[1]} != index dimension {self.dim}")
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        where = self.where if allowed is None else f"{self.where} and id in {id_list(allowed)}"
+        if allowed is not None and len(allowed) == 0:
+            return scores, ids
+        results = self.client.search(
+            self.collection,
+            data=list(queries),
+            anns_field=self.field,
+            limit=min(k, MAX_LIMIT),
+            filter=where,
+            search_params=METRIC,
+            output_fields=["id"],
+        )
+        for row, hits in enumerate(results):
+            for place, hit in enumerate(hits):
+                ids[row, place], scores[row, place] = hit["id"], hit["distance"]
+        return scores, ids
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids``; KeyError for an id without one."""
+        wanted = [int(i) for i in np.asarray(ids, dtype=np.int64)]
+        found: dict[int, list[float]] = {}
+        for batch in batches(wanted):
+            for row in self.client.get(self.collection, ids=list(batch), output_fields=[self.field, "kind"]):
+                if row["kind"] == self.kind:
+                    found[int(row["id"])] = row[self.field]
+        out = np.empty((len(wanted), self.dim), dtype=np.float32)
+        for place, entry_id in enumerate(wanted):
+            if entry_id not in found:
+                raise KeyError(entry_id)
+            out[place] = found[entry_id]
+        return out
+
+
+class MilvusVectors:
+    """One store's vectors in Milvus (see the module docstring for the write order)."""
+
+    name = "milvus"
+
+    def __init__(self, uri: str, token: str | None, timeout: float, store_id: str, sessions: sessionmaker) -> None:
+        self.uri = uri
+        self.store_id = store_id
+        self.sessions = sessions
+        self.client = connect(uri, token, timeout)
+        self._upserted: list[int] = []  # by the write whose transaction has not committed yet
+        self._deletes: list[int] = []  # recorded by that write, to run once it commits
+
+    def collection(self, model: ModelIdentity) -> str:
+        return collection_name(self.store_id, model)
+
+    def load(self, model: ModelIdentity, kind: str, head: str, state: IndexState) -> MilvusIndex:
+        return MilvusIndex(self.client, self.collection(model), kind, head, state.dim)
+
+    def write(self, session: Session, model: ModelIdentity, changes: VectorChanges) -> None:
+        name = self._ensure_collection(model)
+        fields = {head: field_name(head) for head in model.heads}
+        rows = [
+            {
+                "id": int(entry_id),
+                "kind": part.kind,
+                "file_type": part.file_type,
+                "path": part.path,
+                **{fields[head]: part.vectors[head][place] for head in model.heads},
+            }
+            for part in changes.added
+            for place, entry_id in enumerate(part.ids)
+        ]
+        for batch in batches(rows):
+            self._upserted.extend(row["id"] for row in batch)
+            self.client.upsert(name, list(batch))
+        removed = sorted({int(i) for ids in changes.removed.values() for i in ids})
+        session.add_all(PendingVectorDelete(id=entry_id) for entry_id in removed)
+        self._deletes = removed
+        for kind, (added, dropped) in changes.counts().items():
+            for head, dim in model.heads.items():
+                state = session.get(IndexState, (kind, head))
+                before = state.count if state is not None else 0
+                record_state(session, kind, head, dim, FACTORY, before + added - dropped)
+
+    def replace(self, session: Session, model: ModelIdentity, kept: KeptVectors) -> None:
+        name = self._ensure_collection(model)
+        for (kind, head), (ids, source) in kept.items():
+            stored = source.ids() if source is not None else MilvusIndex(self.client, name, kind, head, 1).ids()
+            for batch in batches(np.setdiff1d(stored, ids).tolist()):
+                self.client.delete(name, ids=list(batch))
+            record_state(session, kind, head, model.heads[head], FACTORY, len(ids))
+
+    def committed(self) -> None:
+        self._upserted = []
+        deletes, self._deletes = self._deletes, []
+        self._apply_deletes(deletes)
+
+    def discard(self) -> None:
+        """Delete the rows a rolled-back write upserted (their ids may be handed out again, or never)."""
+        upserted, self._upserted, self._deletes = self._upserted, [], []
+        if not upserted:
+            return
+        names = [n for n in self.client.list_collections() if n.startswith(collection_prefix(self.store_id))]
+        for name in names:
+            for batch in batches(upserted):
+                self.client.delete(name, ids=list(batch))
+
+    def cleanup(self, model: ModelIdentity | None) -> None:
+        """Run the deletes a crashed writer recorded, delete rows above the largest committed entry id, and
+        drop this store's collections of other models."""
+        with self.sessions() as session:
+            pending = list(session.scalars(select(PendingVectorDelete.id).order_by(PendingVectorDelete.id)))
+            largest = session.scalar(select(func.max(Entry.id))) or 0
+        current = self.collection(model) if model is not None else None
+        for name in self.client.list_collections():
+            if not name.startswith(collection_prefix(self.store_id)):
+                continue
+            if name != current:
+                self.client.drop_collection(name)
+                continue
+            self.client.delete(name, filter=f"id > {largest}")
+            for batch in batches(pending):
+                self.client.delete(name, ids=list(batch))
+        self._forget_pending(pending)
+
+    def cleared(self) -> None:
+        for name in self.client.list_collections():
+            if name.startswith(collection_prefix(self.store_id)):
+                self.client.drop_collection(name)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ----------------------------------------------------------------- internals
+    def _apply_deletes(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        names = [n for n in self.client.list_collections() if n.startswith(collection_prefix(self.store_id))]
+        for name in names:
+            for batch in batches(ids):
+                self.client.delete(name, ids=list(batch))
+        self._forget_pending(ids)
+
+    def _forget_pending(self, ids: list[int]) -> None:
+        with self.sessions() as session, session.begin():
+            for batch in batches(ids):
+                session.execute(delete(PendingVectorDelete).where(PendingVectorDelete.id.in_(batch)))
+
+    def _ensure_collection(self, model: ModelIdentity) -> str:
+        """The model's collection, created (FLAT inner-product index per head, strong consistency) if new."""
+        from pymilvus import DataType, MilvusClient
+
+        name = self.collection(model)
+        if self.client.has_collection(name):
+            return name
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("kind", DataType.VARCHAR, max_length=8)
+        schema.add_field("file_type", DataType.VARCHAR, max_length=16)
+        schema.add_field("path", DataType.VARCHAR, max_length=PATH_LENGTH)
+        index_params = self.client.prepare_index_params()
+        fields = [field_name(head) for head in model.heads]
+        if len(set(fields)) != len(fields):
+            raise StoreBackendError(f"the model's heads {sorted(model.heads)} do not map to distinct Milvus fields")
+        for head, dim in model.heads.items():
+            schema.add_field(field_name(head), DataType.FLOAT_VECTOR, dim=dim)
+            index_params.add_index(field_name(head), index_type="FLAT", **METRIC)
+        self.client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
+        return name

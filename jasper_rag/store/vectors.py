@@ -1,0 +1,144 @@
+"""Where the store keeps its vectors: the backend interface, and what a commit hands it.
+
+The SQL database is the source of truth for documents and entries in every backend; a backend keeps
+one searchable set of vectors per (entry kind, model head), addressed by SQL entry id. ``faiss``
+(the default, ``faiss_vectors.FaissVectors``) writes FAISS files beside the database, one new
+generation per commit; ``milvus`` (``milvus_vectors.MilvusVectors``) keeps them in a Milvus server or
+a Milvus Lite file. The store calls ``write`` inside the SQL transaction that changes the rows (after
+SQL assigned the new ids), then ``committed`` or ``discard`` after it; docs/scale.md tells each
+backend's crash-safety order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from jasper_rag.store.heads import ModelIdentity
+from jasper_rag.store.models import IndexState
+
+EMPTY_IDS = np.zeros(0, dtype=np.int64)
+
+
+class StoreFolderMismatchError(RuntimeError):
+    """The database belongs to another index folder than the one given."""
+
+
+class StoreBackendError(StoreFolderMismatchError):
+    """The vector backend cannot be opened as configured (bad setting, server unreachable, package missing),
+    or the store's vectors live in another backend. A ``StoreFolderMismatchError``: every command that
+    reports a misplaced store reports this one the same way (one line, no traceback)."""
+
+
+class VectorSearch(Protocol):
+    """The vectors of one (entry kind, head), as the searcher and ``doctor`` read them."""
+
+    factory: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def search(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class AddedVectors:
+    """The embedded entries of one kind of one document, with their vectors per head (rows in id order)."""
+
+    kind: str
+    path: str
+    file_type: str
+    ids: np.ndarray
+    vectors: dict[str, np.ndarray]
+
+
+@dataclass
+class VectorChanges:
+    """One commit's vector changes: the embedded entry ids deleted (per kind) and the entries added."""
+
+    removed: dict[str, list[int]] = field(default_factory=dict)
+    added: list[AddedVectors] = field(default_factory=list)
+
+    def kinds(self) -> list[str]:
+        """Every kind whose vectors change."""
+        return sorted(set(self.removed) | {part.kind for part in self.added})
+
+    def added_of(self, kind: str, head: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and ``head`` vectors added to ``kind``, in commit order."""
+        parts = [part for part in self.added if part.kind == kind]
+        if not parts:
+            return EMPTY_IDS, np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate([p.ids for p in parts]), np.concatenate([p.vectors[head] for p in parts])
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Kind -> (vectors added, vectors removed)."""
+        added: dict[str, int] = defaultdict(int)
+        for part in self.added:
+            added[part.kind] += len(part.ids)
+        return {kind: (added[kind], len(self.removed.get(kind, []))) for kind in self.kinds()}
+
+
+KeptVectors = dict[tuple[str, str], tuple[np.ndarray, VectorSearch | None]]
+"""(kind, head) -> the ids to keep and where to read their vectors (``doctor --repair``)."""
+
+
+class VectorBackend(Protocol):
+    """One store's vectors. Writes run with the store's writer lock held."""
+
+    name: str
+
+    def load(self, model: ModelIdentity, kind: str, head: str, state: IndexState) -> VectorSearch:
+        """The committed vectors of one kind and head of ``model`` (``state``: their SQL record)."""
+        ...
+
+    def write(self, session: Session, model: ModelIdentity, changes: VectorChanges) -> None:
+        """Apply ``changes`` and record the new ``IndexState`` rows in ``session`` (not yet committed)."""
+        ...
+
+    def replace(self, session: Session, model: ModelIdentity, kept: KeptVectors) -> None:
+        """``doctor --repair``: keep exactly the given ids of each (kind, head), their vectors read from the
+        given source (None: none are kept), recorded in ``session``."""
+        ...
+
+    def committed(self) -> None:
+        """The SQL transaction of the last ``write`` / ``replace`` committed."""
+        ...
+
+    def discard(self) -> None:
+        """Undo what the last ``write`` staged and no commit kept (after a failed transaction, and when the
+        writer ends)."""
+        ...
+
+    def cleanup(self, model: ModelIdentity | None) -> None:
+        """Remove what crashed writers left behind (a writer calls it when it starts)."""
+        ...
+
+    def cleared(self) -> None:
+        """Every entry was deleted and the commit is done (``--rebuild``): drop every vector."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def record_state(session: Session, kind: str, head: str, dim: int, factory: str, count: int) -> IndexState:
+    """Point the ``index_state`` row of (kind, head) at its next generation (in the caller's transaction)."""
+    state = session.get(IndexState, (kind, head))
+    if state is None:
+        state = IndexState(kind=kind, head=head, generation=0)
+        session.add(state)
+    state.generation += 1
+    state.dim, state.factory, state.count = dim, factory, count
+    return state

@@ -1,0 +1,227 @@
+"""The Milvus vector backend on Milvus Lite: same top-10 as FAISS, crash safety of its write order, doctor,
+the LangChain retriever, and clear errors for bad settings. The shared store / search / FAQ suites run on it
+too (the ``store_backend`` fixture)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jasper_rag.config import Settings
+from jasper_rag.embedding import normalize_rows
+from jasper_rag.store import Chunk, DocumentRecord, DocumentStatus, ModelIdentity, Store, StoreBackendError
+from jasper_rag.store.doctor import check, repair
+from jasper_rag.store.milvus_vectors import MilvusVectors, collection_name
+from jasper_rag.store.models import PendingVectorDelete
+
+pytest.importorskip("milvus_lite", reason="pip install 'jasper-rag[milvus]'")
+
+HEADS = {"full": 64, "d8": 8}
+MODEL = ModelIdentity("fp-milvus", "tiny", HEADS)
+
+
+@pytest.fixture(autouse=True)
+def stop_milvus_lite():
+    """Stop the Milvus Lite servers a test started (they run as threads of this process)."""
+    from milvus_lite import server_manager_instance
+
+    yield
+    server_manager_instance.release_all()
+
+
+def records(count: int, seed: int = 0, per_file: int = 50) -> list[DocumentRecord]:
+    """``count`` chunks of random unit vectors, ``per_file`` per file, alternating .md and .txt files."""
+    rng = np.random.default_rng(seed)
+    vectors = {head: normalize_rows(rng.standard_normal((count, dim))) for head, dim in HEADS.items()}
+    out = []
+    for start in range(0, count, per_file):
+        rows = range(start, min(start + per_file, count))
+        file_type = "md" if (start // per_file) % 2 else "txt"
+        out.append(
+            DocumentRecord(
+                f"/docs/f{start // per_file:03d}.{file_type}",
+                file_type,
+                DocumentStatus.INGESTED,
+                f"h{start}",
+                entries=[Chunk(ordinal=i - start, text=f"chunk {i}", embedded=True) for i in rows],
+                vectors={head: v[start : start + len(rows)] for head, v in vectors.items()},
+            )
+        )
+    return out
+
+
+def open_store(root, store: str) -> Store:
+    """A store of ``MODEL`` on its own SQLite database, with the vectors in ``store``."""
+    built = Store(f"sqlite:///{root / store}.db", root / store, settings=Settings(store=store))
+    built.bind_model(MODEL)
+    return built
+
+
+def texts(store: Store) -> list[str]:
+    return sorted(v.text for v in store.fetch(store.index("chunk", "full").ids()))
+
+
+def test_exact_search_gives_the_faiss_top_10(tmp_path) -> None:
+    faiss_store, milvus_store = open_store(tmp_path, "faiss"), open_store(tmp_path, "milvus")
+    for store in (faiss_store, milvus_store):
+        with store.writer():
+            store.commit(records(2000))
+            store.commit(records(100, seed=1)[:1], deleted_paths=["/docs/f003.md"])
+    queries = {head: normalize_rows(np.random.default_rng(7).standard_normal((50, dim))) for head, dim in HEADS.items()}
+    allowed = faiss_store.entry_ids(file_types=["md"])
+    assert np.array_equal(allowed, milvus_store.entry_ids(file_types=["md"]))  # same rows, same ids
+    for head in HEADS:
+        for subset in (None, allowed):
+            want_scores, want = faiss_store.index("chunk", head).search(queries[head], 10, subset)
+            got_scores, got = milvus_store.index("chunk", head).search(queries[head], 10, subset)
+            assert np.array_equal(got, want), head  # all 50 x 10 ids, in order
+            np.testing.assert_allclose(got_scores, want_scores, atol=1e-5)
+    assert milvus_store.index("chunk", "full").ntotal == 2000 - 50  # f000 replaced, f003 deleted
+    ids = milvus_store.index("chunk", "d8").ids()[:5]
+    np.testing.assert_allclose(
+        milvus_store.index("chunk", "d8").reconstruct(ids), faiss_store.index("chunk", "d8").reconstruct(ids), atol=1e-6
+    )
+    assert check(milvus_store).consistent
+
+
+def test_a_filtered_search_returns_k_whenever_k_match(tmp_path) -> None:
+    store = open_store(tmp_path, "milvus")
+    with store.writer():
+        store.commit(records(300))
+    few = store.entry_ids(file_types=["md"])[:3]
+    scores, ids = store.index("chunk", "full").search(normalize_rows(np.ones((1, 64))), 5, few)
+    assert sorted(ids[0, :3].tolist()) == sorted(few.tolist()) and ids[0, 3:].tolist() == [-1, -1]
+    assert np.isinf(scores[0, 3:]).all()
+    _, none = store.index("chunk", "full").search(normalize_rows(np.ones((1, 64))), 5, few[:0])
+    assert none.tolist() == [[-1] * 5]
+    with pytest.raises(KeyError):
+        store.index("chunk", "full").reconstruct(np.array([10**9]))
+
+
+def test_a_crash_between_the_upsert_and_the_sql_commit_leaves_the_committed_state(tmp_path, monkeypatch):
+    store = open_store(tmp_path, "milvus")
+    with store.writer():
+        store.commit(records(100))
+
+    def die(*_args, **_kwargs):
+        raise KeyboardInterrupt  # the process dies after the upsert, before SQL commits
+
+    monkeypatch.setattr(Store, "_stage_lexical", die)
+    monkeypatch.setattr(MilvusVectors, "discard", lambda self: None)  # a dead process cleans nothing up
+    with pytest.raises(KeyboardInterrupt), store.writer():
+        store.commit(records(60, seed=3, per_file=30), deleted_paths=["/docs/f000.txt"])
+    monkeypatch.undo()
+    reopened = Store(store.url, store.index_dir, settings=Settings(store="milvus"))
+    assert texts(reopened) == sorted(f"chunk {i}" for i in range(100))  # SQL decides what a search shows
+    report = check(reopened)
+    assert not report.consistent and "vectors without rows" in report.render()  # the orphan upserts
+    with reopened.writer():  # the next writer removes them before anything else
+        pass
+    assert check(reopened).consistent
+    assert reopened.index("chunk", "full").ntotal == 100
+
+
+def test_a_crash_after_the_sql_commit_leaves_deletes_for_the_next_writer(tmp_path, monkeypatch):
+    store = open_store(tmp_path, "milvus")
+    with store.writer():
+        store.commit(records(100))
+    monkeypatch.setattr(MilvusVectors, "committed", lambda self: None)  # dies right after the SQL commit
+    monkeypatch.setattr(MilvusVectors, "discard", lambda self: None)
+    with store.writer():
+        store.commit([], deleted_paths=["/docs/f000.txt"])
+    monkeypatch.undo()
+    with store.sessions() as session:
+        assert session.query(PendingVectorDelete).count() == 50
+    assert texts(store) == sorted(f"chunk {i}" for i in range(50, 100))  # rows without SQL rows are not shown
+    with store.writer():
+        pass
+    assert check(store).consistent and store.index("chunk", "full").ntotal == 50
+    with store.sessions() as session:
+        assert session.query(PendingVectorDelete).count() == 0
+
+
+def test_doctor_repairs_milvus_drift(tmp_path) -> None:
+    store = open_store(tmp_path, "milvus")
+    with store.writer():
+        store.commit(records(100))
+        store.commit([], deleted_paths=["/docs/f000.txt"])
+    client, name = store.vectors.client, collection_name(store.store_id, MODEL)
+    lost = int(store.entry_ids(file_types=["md"])[0])
+    client.delete(name, ids=[lost])  # a vector lost
+    fields = ["kind", "file_type", "path", "v_full", "v_d8"]
+    row = client.get(name, ids=[lost + 1], output_fields=fields)[0]
+    client.upsert(name, [{**{f: row[f] for f in fields}, "id": 3}])  # a vector without a row (a deleted entry's id)
+    report = check(store)
+    problems = {f"{c.kind}/{c.head}": c for c in report.checks if not c.ok}
+    assert set(problems) == {"chunk/full", "chunk/d8"}
+    assert problems["chunk/full"].missing.tolist() == [lost] and problems["chunk/full"].extra.tolist() == [3]
+    fixed = repair(store)
+    assert fixed.consistent, fixed.render()
+    assert {d.path: d.status for d in store.documents()} == {"/docs/f001.md": DocumentStatus.STALE}
+    assert store.index("chunk", "full").ntotal == 0
+
+
+def test_a_store_opens_only_with_the_backend_that_built_it(tmp_path) -> None:
+    store = open_store(tmp_path, "faiss")
+    with store.writer():
+        store.commit(records(10))
+    with pytest.raises(StoreBackendError, match="JASPER_STORE=faiss"):
+        Store(store.url, store.index_dir, settings=Settings(store="milvus"))
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("foo://x", "JASPER_MILVUS_URI='foo://x' is neither a Milvus Lite file"),
+        ("http://127.0.0.1:9", "cannot open Milvus at JASPER_MILVUS_URI='http://127.0.0.1:9'"),
+        ("/no/such/folder/milvus.db", "cannot open Milvus at JASPER_MILVUS_URI='/no/such/folder/milvus.db'"),
+    ],
+)
+def test_bad_milvus_settings_are_one_clear_error(tmp_path, uri, message) -> None:
+    settings = Settings(store="milvus", milvus_uri=uri, milvus_timeout_s=1)
+    with pytest.raises(StoreBackendError) as raised:
+        Store(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "idx", settings=settings)
+    assert message in str(raised.value)
+
+
+def test_missing_pymilvus_and_an_unknown_store_name_the_fix(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "pymilvus", None)
+    with pytest.raises(StoreBackendError, match=r"pip install 'jasper-rag\[milvus\]'"):
+        Store(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "idx", settings=Settings(store="milvus"))
+    with pytest.raises(ValueError, match="JASPER_STORE must be one of faiss, milvus"):
+        Settings(store="qdrant")
+
+
+def test_cli_reports_an_unreachable_milvus_in_one_line(tmp_path, monkeypatch, fresh_settings) -> None:
+    from jasper_rag.cli import app
+    from jasper_rag.config import get_settings
+    from tests.ingest_support import save_tiny_model
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("the cat sat")
+    monkeypatch.setenv("JASPER_INDEXES_DIR", str(tmp_path / "idx"))
+    monkeypatch.setenv("JASPER_STORE", "milvus")
+    monkeypatch.setenv("JASPER_MILVUS_URI", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    model = save_tiny_model(tmp_path / "model")
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "docs"), "--model", str(model), "-q"])
+    assert result.exit_code == 1 and "JASPER_MILVUS_URI" in result.output and "Traceback" not in result.output
+
+
+def test_the_langchain_retriever_searches_milvus(tmp_path, tiny_encoder) -> None:
+    from jasper_rag.ingest.pipeline import ingest_paths
+    from jasper_rag.search import Searcher
+    from jasper_rag.search.langchain import JasperRetriever
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in {"cats.txt": "the cat sat on the mat", "paris.md": "paris is the capital of france"}.items():
+        (folder / name).write_text(text)
+    settings = Settings(indexes_dir=tmp_path / "idx", store="milvus")
+    store = Store.open(settings)
+    assert ingest_paths([folder], tiny_encoder, store, settings, progress=False).exit_code == 0
+    retriever = JasperRetriever(searcher=Searcher(store, tiny_encoder), k=2, mode="hybrid", kinds=["chunk"])
+    found = retriever.invoke("the cat sat on the mat")
+    assert len(found) == 2 and found[0].metadata["source"] == str(folder / "cats.txt")
+    assert found[0].metadata["cosine"] == pytest.approx(1.0, abs=1e-4)
