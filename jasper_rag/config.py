@@ -23,9 +23,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 STORES = ("faiss", "milvus")  # where the store keeps its vectors (jasper_rag.store.vectors; docs/scale.md)
 BACKENDS = ("torch", "onnx", "onnx-int8")  # inference backends of the text encoder (jasper_rag.backends)
+# The faster of torch and fp32 ONNX for the model on this machine, timed once and recorded (jasper_rag.backend_choice).
+AUTO_BACKEND = "auto"
 # The default backend on the CPU: the fastest whose eval scores stay within QUALITY_TOLERANCE of eager torch for
-# every head (reports/eval.md, "Backends"; `make eval` warns when this no longer holds).
-CPU_BACKEND = "onnx"
+# every head (reports/eval.md, "Backends"; `make eval` warns when this no longer holds). torch and fp32 ONNX give the
+# same vectors, and which is faster depends on the CPU, so the choice between them is measured on the user's machine.
+CPU_BACKEND = AUTO_BACKEND
 
 
 def default_backend(data: dict[str, object]) -> str:
@@ -59,7 +62,8 @@ class Settings(BaseSettings):
     max_length: int = Field(256, gt=8, le=8192, description="Max tokens per text when encoding.")
     backend: str = Field(
         default_factory=default_backend,
-        description="Text encoder backend: 'torch' (eager), 'onnx' or 'onnx-int8' (ONNX Runtime, CPU); "
+        description="Text encoder backend: 'torch' (eager), 'onnx' or 'onnx-int8' (ONNX Runtime, CPU), or 'auto' "
+        "(the faster of torch and onnx here, timed once per model and machine); "
         f"default: torch on CUDA, else {CPU_BACKEND!r}.",
     )
     eval_tasks: tuple[str, ...] = Field(
@@ -145,8 +149,9 @@ class Settings(BaseSettings):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in BACKENDS:
-            raise ValueError(f"unknown backend {value!r}: JASPER_BACKEND must be one of {', '.join(BACKENDS)}")
+        if value not in (*BACKENDS, AUTO_BACKEND):
+            choices = ", ".join((*BACKENDS, AUTO_BACKEND))
+            raise ValueError(f"unknown backend {value!r}: JASPER_BACKEND must be one of {choices}")
         return value
 
     @field_validator("store")

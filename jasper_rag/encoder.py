@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from jasper_rag.batching import inverse, sorted_batches, token_lengths
-from jasper_rag.config import BACKENDS, get_settings, resolve_device
+from jasper_rag.config import AUTO_BACKEND, BACKENDS, get_settings, resolve_device
 from jasper_rag.embedding import Role, normalize_rows
 
 if TYPE_CHECKING:
@@ -172,9 +172,17 @@ class JasperEncoder(nn.Module):
         are exported on first encode under ``<cache_dir>/onnx/`` (default: the settings' cache_dir).
 
         The export freezes the weights of that moment: change them in place afterwards (outside training
-        mode, which returns to torch) and call ``use_backend`` again."""
+        mode, which returns to torch) and call ``use_backend`` again. ``auto``: the faster of torch and fp32 ONNX
+        for these weights on this machine (``jasper_rag.backend_choice``: timed once, then recorded)."""
+        if backend == AUTO_BACKEND:
+            from jasper_rag.backend_choice import resolve_backend
+
+            backend = resolve_backend(
+                self, backend, Path(cache_dir) if cache_dir is not None else get_settings().cache_dir
+            )
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: JASPER_BACKEND must be one of {', '.join(BACKENDS)}")
+            choices = ", ".join((*BACKENDS, AUTO_BACKEND))
+            raise ValueError(f"unknown backend {backend!r}: JASPER_BACKEND must be one of {choices}")
         if backend != TORCH_BACKEND:
             from jasper_rag.backends import require_onnxruntime
 

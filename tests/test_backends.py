@@ -16,7 +16,7 @@ from jasper_rag.backends import (
     agreement,
     cached_onnx,
 )
-from jasper_rag.config import BACKENDS, CPU_BACKEND, Settings
+from jasper_rag.config import AUTO_BACKEND, CPU_BACKEND, Settings
 from jasper_rag.encoder import POOLED, load_encoder
 from jasper_rag.ingest.pipeline import ingest_paths
 from jasper_rag.search import Searcher
@@ -159,7 +159,7 @@ def test_default_backend_is_the_cpu_choice_torch_on_cuda_or_without_onnxruntime(
     monkeypatch.delenv("JASPER_DEVICE", raising=False)
     monkeypatch.setattr(config, "cpu_only_torch", lambda: False)  # a CUDA build, whose GPU the test switches
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert CPU_BACKEND in BACKENDS and Settings().backend == CPU_BACKEND
+    assert CPU_BACKEND == AUTO_BACKEND and Settings().backend == CPU_BACKEND
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert Settings().backend == "torch" and Settings(device="cuda").backend == "torch"
     assert Settings(device="cpu").backend == CPU_BACKEND  # a GPU present but not used: the CPU choice

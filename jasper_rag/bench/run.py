@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from jasper_rag.backend_choice import resolve_backend
 from jasper_rag.backends import OnnxEncoder
 from jasper_rag.bench import report
 from jasper_rag.bench.encoding import TextSamples, cut_to_tokens, mean_tokens, measure_encoders, transformer_flops
@@ -442,6 +443,7 @@ def run_bench(
     )
     corpus_real, queries, caches = real_vectors(context)
     student = load_student(context, caches)
+    default_backend = resolve_backend(student.encoder, settings.backend, settings.cache_dir)
 
     def write(finished: str) -> list[Path]:
         """The reports as they stand: written after every section, so an interrupted run keeps what it measured."""
@@ -453,7 +455,7 @@ def run_bench(
             "machine": asdict(machine),
             "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "student": student.label,
-            "default_backend": settings.backend,  # what ingest and search use on this machine
+            "default_backend": default_backend,  # what ingest and search use on this machine
             "notes": context.notes,
             **context.results,
         }

@@ -4,8 +4,9 @@ Each backend of ``jasper_rag.config.BACKENDS`` (the ONNX ones need onnxruntime) 
 model on the run's retrieval and STS tasks (their main metric: SciFact nDCG@10, STS Benchmark Spearman).
 A backend qualifies when none of its scores is more than ``QUALITY_TOLERANCE`` points below eager torch's
 (same head, same task). Speed is texts per second of one all-heads pass over a seeded sample of the
-tasks' texts (wall clock, best of ``SPEED_REPEATS``, the settings' threads). The section names the
-fastest qualifying backend and checks the shipped default (``jasper_rag.config.default_backend``) against it.
+tasks' texts (wall clock, best of ``jasper_rag.backend_choice.SPEED_REPEATS``, the settings' threads). The
+section names the fastest qualifying backend and checks the shipped default (``jasper_rag.config.default_backend``;
+``auto`` is what ``jasper_rag.backend_choice`` picks for the model on this machine) against it.
 
 Vectors are cached per backend: eager shares the main table's cache; an ONNX backend's views carry the
 backend and its ONNX file's digest in their name, so a new export or quantisation is scored afresh.
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from jasper_rag.backend_choice import resolve_backend, texts_per_second
 from jasper_rag.backends import QUALITY_TOLERANCE, TORCH, cached_onnx, file_digest
 from jasper_rag.config import BACKENDS, Settings, default_backend
 from jasper_rag.encoder import JasperEncoder
@@ -29,7 +30,6 @@ from jasper_rag.vector_cache import CachedEncoder
 log = logging.getLogger(__name__)
 
 SPEED_SAMPLE = 128  # texts timed per backend
-SPEED_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -126,17 +126,6 @@ def backend_heads(encoder: JasperEncoder, backend: str, dims: Sequence[int], set
     return SharedPassHeads(encoder, dims, tag=f"{backend}-{digest}")
 
 
-def texts_per_second(encoder: JasperEncoder, texts: Sequence[str], batch_size: int) -> float:
-    """All-heads throughput of ``encoder``'s current backend on ``texts``: best of ``SPEED_REPEATS`` runs."""
-    encoder.encode_heads(list(texts[:batch_size]), batch_size=batch_size)  # warm-up (session, allocator)
-    best = float("inf")
-    for _ in range(SPEED_REPEATS):
-        start = time.perf_counter()
-        encoder.encode_heads(list(texts), batch_size=batch_size)
-        best = min(best, time.perf_counter() - start)
-    return round(len(texts) / best, 1)
-
-
 def speed_sample(tasks: Sequence[Task], size: int = SPEED_SAMPLE, seed: int = 0) -> list[str]:
     """A seeded sample of the tasks' texts (queries, documents and sentences alike)."""
     texts = list(dict.fromkeys(text for task in tasks for text in task.texts()))
@@ -156,7 +145,7 @@ def evaluate_backends(
     names = [name for name in encoder.config.heads if heads is None or name in heads]
     dims = [encoder.config.heads[name] for name in names]
     backends, notes = available_backends()
-    default = default_backend({"device": settings.device})
+    default = resolve_backend(encoder, default_backend({"device": settings.device}), settings.cache_dir)
     scores: dict[tuple[str, str, str], float] = {}
     rows: list[BackendRow] = []
     speed: dict[str, float] = {}
