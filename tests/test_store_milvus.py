@@ -185,6 +185,15 @@ def test_bad_milvus_settings_are_one_clear_error(tmp_path, uri, message) -> None
     assert message in str(raised.value)
 
 
+def test_a_milvus_lite_file_held_by_another_process_is_one_clear_error(tmp_path, capfd) -> None:
+    from milvus_lite import MilvusLite
+
+    held = MilvusLite(str(tmp_path / "idx" / "milvus.db"))  # holds the file's lock, as another process would
+    with held, pytest.raises(StoreBackendError, match=r"another process holds the lock.*milvus-lite server"):
+        Store(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "idx", settings=Settings(store="milvus"))
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_missing_pymilvus_and_an_unknown_store_name_the_fix(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "pymilvus", None)
     with pytest.raises(StoreBackendError, match=r"pip install 'jasper-rag\[milvus\]'"):

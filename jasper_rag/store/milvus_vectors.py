@@ -15,8 +15,10 @@ may see those rows, and the store drops every hit without a SQL row.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import numpy as np
@@ -26,6 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from jasper_rag.store.heads import ModelIdentity
 from jasper_rag.store.models import Entry, IndexState, PendingVectorDelete
 from jasper_rag.store.vectors import KeptVectors, StoreBackendError, VectorChanges, record_state
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'jasper-rag[milvus]'"
 FACTORY = "milvus FLAT"  # what ``index_state.factory`` records: exact inner-product search
@@ -58,6 +62,33 @@ def id_list(ids: Sequence[int]) -> str:
     return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
 
+class _Failures(logging.Handler):
+    """Keeps the exceptions a library logged instead of letting them print their tracebacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(str(record.exc_info[1]))
+
+
+@contextmanager
+def lite_failures() -> Iterator[list[str]]:
+    """The errors Milvus Lite logs while starting its server (e.g. a file locked by another process), kept
+    for our one-line message rather than printed as a traceback."""
+    logger = logging.getLogger("milvus_lite.server_manager")
+    handler, propagate = _Failures(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.errors
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def connect(uri: str, token: str | None, timeout: float):
     """A ``MilvusClient`` for ``uri`` (a Milvus Lite ``.db`` file or ``http(s)://host:port``), or a
     ``StoreBackendError`` that names the setting to fix."""
@@ -71,14 +102,16 @@ def connect(uri: str, token: str | None, timeout: float):
             "address (http://host:19530, https://... for Zilliz Cloud)"
         )
     try:
-        return MilvusClient(uri=uri, token=token or "", timeout=timeout)
+        with lite_failures() as failures:
+            return MilvusClient(uri=uri, token=token or "", timeout=timeout)
     except MilvusException as err:
-        detail = getattr(err, "message", str(err))
+        detail = failures[-1] if failures else getattr(err, "message", str(err))
         if "milvus-lite is required" in detail:
             detail = f"Milvus Lite is not installed ({INSTALL_HINT})"
         raise StoreBackendError(
             f"cannot open Milvus at JASPER_MILVUS_URI={uri!r}: {detail}; check the address, the server and "
-            "JASPER_MILVUS_TOKEN (a Milvus Lite file is opened by one process at a time)"
+            "JASPER_MILVUS_TOKEN (a Milvus Lite file is opened by one process at a time: to share one, run "
+            "`milvus-lite server` and give its http:// address)"
         ) from None
 
 
@@ -212,9 +245,16 @@ class MilvusVectors:
             record_state(session, kind, head, model.heads[head], FACTORY, len(ids))
 
     def committed(self) -> None:
+        """Run the deletes the committed transaction recorded; when Milvus fails now, the commit stands and
+        the next writer runs them (they stay in ``pending_vector_deletes``)."""
+        from pymilvus import MilvusException
+
         self._upserted = []
         deletes, self._deletes = self._deletes, []
-        self._apply_deletes(deletes)
+        try:
+            self._apply_deletes(deletes)
+        except MilvusException as err:
+            log.warning("Milvus: %d deleted vectors stay until the next writer removes them (%s)", len(deletes), err)
 
     def discard(self) -> None:
         """Delete the rows a rolled-back write upserted (their ids may be handed out again, or never)."""
