@@ -125,6 +125,22 @@ def test_readers_keep_the_old_generation_until_commit_and_then_see_the_new(tmp_p
     assert reader.index("chunk", "full").ntotal == 2
 
 
+def test_a_reader_sees_a_rebuilt_store_not_its_cached_index(tmp_path, store_backend):
+    store = make_store(tmp_path)
+    reader = Store(store.url, store.index_dir)
+    with store.writer():
+        store.commit([record("/a", ["a1", "a2"])])
+    reader.refresh()
+    assert len(ids_of(reader)) == 2
+    with store.writer():  # `ingest --rebuild`: generations go on from where they were, never back
+        store.clear()
+        store.bind_model(MODEL)
+        store.commit([record("/b", ["b1"])])
+    reader.refresh()
+    assert [v.text for v in reader.fetch(ids_of(reader))] == ["b1"]
+    assert check(store).consistent
+
+
 def test_a_crash_while_writing_indexes_leaves_the_committed_state(tmp_path, monkeypatch, db_url):
     store = make_store(tmp_path, db_url)
     with store.writer():

@@ -63,6 +63,7 @@ from jasper_rag.store.vectors import (
     VectorBackend,
     VectorChanges,
     VectorSearch,
+    drop_states,
 )
 
 log = logging.getLogger(__name__)
@@ -467,7 +468,7 @@ class Store:
                     return
                 if session.scalar(select(func.count()).select_from(Entry)):
                     raise StoreModelMismatchError(self._mismatch(recorded, identity))
-                session.execute(delete(IndexState))
+                drop_states(session)
                 meta.value = json.dumps(asdict(identity))
             else:
                 session.add(StoreMeta(key=MODEL_KEY, value=json.dumps(asdict(identity))))
@@ -522,7 +523,7 @@ class Store:
             with self.sessions() as session, session.begin():
                 session.execute(delete(Entry))
                 session.execute(delete(Document))
-                session.execute(delete(IndexState))
+                drop_states(session)
                 session.execute(delete(PendingVectorDelete))
                 session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
                 generation, lexical = self._stage_lexical(session, empty=True)

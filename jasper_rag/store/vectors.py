@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from jasper_rag.store.heads import ModelIdentity
-from jasper_rag.store.models import IndexState
+from jasper_rag.store.models import IndexState, StoreMeta
 
 EMPTY_IDS = np.zeros(0, dtype=np.int64)
+GENERATION_FLOOR_KEY = "generation_floor"  # the largest generation of index records since deleted
 
 
 class StoreFolderMismatchError(RuntimeError):
@@ -137,8 +139,23 @@ def record_state(session: Session, kind: str, head: str, dim: int, factory: str,
     """Point the ``index_state`` row of (kind, head) at its next generation (in the caller's transaction)."""
     state = session.get(IndexState, (kind, head))
     if state is None:
-        state = IndexState(kind=kind, head=head, generation=0)
+        floor = session.get(StoreMeta, GENERATION_FLOOR_KEY)
+        state = IndexState(kind=kind, head=head, generation=int(floor.value) if floor else 0)
         session.add(state)
     state.generation += 1
     state.dim, state.factory, state.count = dim, factory, count
     return state
+
+
+def drop_states(session: Session) -> None:
+    """Delete every ``index_state`` row (a rebuild or a new model) in the caller's transaction. Generations
+    never go back: the next records start above every deleted one, so a reader that cached a generation
+    (and the FAISS file of it) never takes the rebuilt index for the one it has."""
+    top = session.scalar(select(func.max(IndexState.generation)))
+    if top:
+        floor = session.get(StoreMeta, GENERATION_FLOOR_KEY)
+        if floor is None:
+            session.add(StoreMeta(key=GENERATION_FLOOR_KEY, value=str(top)))
+        else:
+            floor.value = str(max(int(floor.value), top))
+    session.execute(delete(IndexState))
