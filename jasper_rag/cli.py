@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from jasper_rag.cli_support import exit_on, fail, setup_logging, split
+from jasper_rag.cli_support import exit_on, fail, settings_problems, setup_logging, split
 from jasper_rag.config import get_settings
 
 app = typer.Typer(
@@ -21,11 +21,18 @@ app = typer.Typer(
 
 @app.callback()
 def _setup(
+    ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logging, libraries' messages included.")
     ] = False,
 ) -> None:
     setup_logging(verbose)
+    from pydantic import ValidationError
+
+    try:
+        get_settings()  # a bad JASPER_* value: one line naming the variable, before any command runs
+    except ValidationError as error:
+        raise fail(ctx.invoked_subcommand or "jasper-rag", settings_problems(error)) from None
 
 
 @app.command()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from pydantic import ValidationError
 
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
@@ -49,3 +50,13 @@ def setup_logging(verbose: bool) -> None:
     )
     logging.getLogger("jasper_rag").setLevel(logging.DEBUG if verbose else logging.INFO)
     os.environ["TRANSFORMERS_VERBOSITY"] = "debug" if verbose else "error"
+
+
+def settings_problems(error: ValidationError) -> str:
+    """A pydantic error of ``Settings`` in one line, each problem named by its environment variable."""
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"JASPER_{field.upper()}: {message}")
+    return "; ".join(problems)
