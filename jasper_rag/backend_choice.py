@@ -117,7 +117,10 @@ def choose_backend(encoder: JasperEncoder, cache_dir: Path, batch_size: int = 32
     encoder.use_backend(previous, cache_dir)
     choice = max(rates, key=rates.__getitem__)
     record = {"backend": choice, "texts_per_s": rates, "texts": len(texts), "machine": machine_key()}
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    except OSError as error:  # a read-only or full cache: use the choice, time again next load
+        log.warning("%s: could not record the backend choice in %s (%s)", encoder.config.source, path, error)
     log.info(
         "%s: backend %s (%s texts/s); recorded in %s",
         encoder.config.source,

@@ -59,3 +59,13 @@ def test_auto_resolves_to_the_choice_and_other_weights_are_timed_apart(tiny_enco
     tiny_encoder.use_backend("torch")
     tiny_encoder.heads["full"].bias.data += 1.0  # new weights: their own record
     assert choice_file(tiny_encoder, tmp_path) != before
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_choice(tiny_encoder, tmp_path, monkeypatch, caplog) -> None:
+    def full_disk(path, write) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backend_choice, "atomic_write", full_disk)
+    monkeypatch.setattr(backend_choice, "texts_per_second", fake_rates({"torch": 2.0, "onnx": 1.0}))
+    assert choose_backend(tiny_encoder, tmp_path) == "torch"
+    assert "could not record the backend choice" in caplog.text and not choice_file(tiny_encoder, tmp_path).exists()
