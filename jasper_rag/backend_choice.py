@@ -90,13 +90,6 @@ def recorded_choice(path: Path) -> str | None:
     return choice if choice in CANDIDATES else None
 
 
-def resolve_backend(encoder: JasperEncoder, backend: str, cache_dir: Path) -> str:
-    """``backend`` itself, or for ``auto`` the backend ``choose_backend`` picks for ``encoder`` here."""
-    from jasper_rag.config import AUTO_BACKEND
-
-    return choose_backend(encoder, cache_dir) if backend == AUTO_BACKEND else backend
-
-
 def choose_backend(encoder: JasperEncoder, cache_dir: Path, batch_size: int = 32) -> str:
     """The faster candidate for ``encoder`` here: recorded, or timed now (a few seconds, once) and recorded.
 

@@ -175,11 +175,9 @@ class JasperEncoder(nn.Module):
         mode, which returns to torch) and call ``use_backend`` again. ``auto``: the faster of torch and fp32 ONNX
         for these weights on this machine (``jasper_rag.backend_choice``: timed once, then recorded)."""
         if backend == AUTO_BACKEND:
-            from jasper_rag.backend_choice import resolve_backend
+            from jasper_rag.backend_choice import choose_backend
 
-            backend = resolve_backend(
-                self, backend, Path(cache_dir) if cache_dir is not None else get_settings().cache_dir
-            )
+            backend = choose_backend(self, Path(cache_dir) if cache_dir is not None else get_settings().cache_dir)
         if backend not in BACKENDS:
             choices = ", ".join((*BACKENDS, AUTO_BACKEND))
             raise ValueError(f"unknown backend {backend!r}: JASPER_BACKEND must be one of {choices}")

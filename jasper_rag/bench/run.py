@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from jasper_rag.backend_choice import resolve_backend
 from jasper_rag.backends import OnnxEncoder
 from jasper_rag.bench import report
 from jasper_rag.bench.encoding import TextSamples, cut_to_tokens, mean_tokens, measure_encoders, transformer_flops
@@ -257,7 +256,6 @@ def run_encoding(
 ) -> None:
     config, settings = context.config, context.settings
     samples = text_samples(context, student.inference.tokenizer)
-    inference = student.inference
     teachers = [context.teacher(name) for name in context.teacher_names]
 
     def flops(model_config, tokenizer, max_length: int, heads: Sequence[int] = ()) -> tuple[float, float]:
@@ -266,22 +264,18 @@ def run_encoding(
             for texts in (samples.short, samples.passages)
         )
 
-    heads = [student.inference_dim] if student.inference_dim else []
-    student_flops = flops(inference.backbone.config, inference.tokenizer, inference.config.max_length, heads)
-    encoders: list[tuple[str, str, TextEncoder, tuple[float, float] | None]] = [
-        (f"student ({name})", "student", view, student_flops) for name, view in student_views(student, variants).items()
-    ]
-    for label, (other, other_variants) in others.items():
-        model = other.inference
-        other_flops = flops(
-            model.backbone.config,
-            model.tokenizer,
-            model.config.max_length,
-            [other.inference_dim] if other.inference_dim else [],
-        )
+    def student_flops(measured: Student) -> tuple[float, float]:
+        model = measured.inference
+        heads = [measured.inference_dim] if measured.inference_dim else []
+        return flops(model.backbone.config, model.tokenizer, model.config.max_length, heads)
+
+    students = [("student", "student", student, variants)]
+    students += [(label, "other student", other, other_variants) for label, (other, other_variants) in others.items()]
+    encoders: list[tuple[str, str, TextEncoder, tuple[float, float] | None]] = []
+    for label, role, measured, measured_variants in students:
+        cost = student_flops(measured)  # once per model: it tokenizes the samples
         encoders += [
-            (f"{label} ({name})", "other student", view, other_flops)
-            for name, view in student_views(other, other_variants).items()
+            (f"{label} ({name})", role, view, cost) for name, view in student_views(measured, measured_variants).items()
         ]
     for teacher in teachers:
         module = teacher.model[0]
@@ -443,7 +437,7 @@ def run_bench(
     )
     corpus_real, queries, caches = real_vectors(context)
     student = load_student(context, caches)
-    default_backend = resolve_backend(student.encoder, settings.backend, settings.cache_dir)
+    default_backend = student.encoder.backend  # as loaded: what ingest and search run on (auto: its choice)
 
     def write(finished: str) -> list[Path]:
         """The reports as they stand: written after every section, so an interrupted run keeps what it measured."""

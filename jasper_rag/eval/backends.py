@@ -19,9 +19,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from jasper_rag.backend_choice import resolve_backend, texts_per_second
+from jasper_rag.backend_choice import choose_backend, texts_per_second
 from jasper_rag.backends import QUALITY_TOLERANCE, TORCH, cached_onnx, file_digest
-from jasper_rag.config import BACKENDS, Settings, default_backend
+from jasper_rag.config import AUTO_BACKEND, BACKENDS, Settings, default_backend
 from jasper_rag.encoder import JasperEncoder
 from jasper_rag.eval.encoders import SharedPassHeads
 from jasper_rag.eval.tasks import RetrievalTask, STSTask, Task
@@ -145,7 +145,8 @@ def evaluate_backends(
     names = [name for name in encoder.config.heads if heads is None or name in heads]
     dims = [encoder.config.heads[name] for name in names]
     backends, notes = available_backends()
-    default = resolve_backend(encoder, default_backend({"device": settings.device}), settings.cache_dir)
+    shipped = default_backend({"device": settings.device})
+    default = choose_backend(encoder, settings.cache_dir) if shipped == AUTO_BACKEND else shipped
     scores: dict[tuple[str, str, str], float] = {}
     rows: list[BackendRow] = []
     speed: dict[str, float] = {}

@@ -259,12 +259,7 @@ class MilvusVectors:
     def discard(self) -> None:
         """Delete the rows a rolled-back write upserted (their ids may be handed out again, or never)."""
         upserted, self._upserted, self._deletes = self._upserted, [], []
-        if not upserted:
-            return
-        names = [n for n in self.client.list_collections() if n.startswith(collection_prefix(self.store_id))]
-        for name in names:
-            for batch in batches(upserted):
-                self.client.delete(name, ids=list(batch))
+        self._delete_ids(upserted)
 
     def cleanup(self, model: ModelIdentity | None) -> None:
         """Run the deletes a crashed writer recorded, delete rows above the largest committed entry id, and
@@ -273,9 +268,7 @@ class MilvusVectors:
             pending = list(session.scalars(select(PendingVectorDelete.id).order_by(PendingVectorDelete.id)))
             largest = session.scalar(select(func.max(Entry.id))) or 0
         current = self.collection(model) if model is not None else None
-        for name in self.client.list_collections():
-            if not name.startswith(collection_prefix(self.store_id)):
-                continue
+        for name in self._store_collections():
             if name != current:
                 self.client.drop_collection(name)
                 continue
@@ -285,21 +278,30 @@ class MilvusVectors:
         self._forget_pending(pending)
 
     def cleared(self) -> None:
-        for name in self.client.list_collections():
-            if name.startswith(collection_prefix(self.store_id)):
-                self.client.drop_collection(name)
+        for name in self._store_collections():
+            self.client.drop_collection(name)
 
     def close(self) -> None:
         self.client.close()
 
     # ----------------------------------------------------------------- internals
+    def _store_collections(self) -> list[str]:
+        """This store's collections (every model's)."""
+        prefix = collection_prefix(self.store_id)
+        return [name for name in self.client.list_collections() if name.startswith(prefix)]
+
+    def _delete_ids(self, ids: list[int]) -> None:
+        """Delete ``ids`` from every collection of this store (nothing to do without ids)."""
+        if not ids:
+            return
+        for name in self._store_collections():
+            for batch in batches(ids):
+                self.client.delete(name, ids=list(batch))
+
     def _apply_deletes(self, ids: list[int]) -> None:
         if not ids:
             return
-        names = [n for n in self.client.list_collections() if n.startswith(collection_prefix(self.store_id))]
-        for name in names:
-            for batch in batches(ids):
-                self.client.delete(name, ids=list(batch))
+        self._delete_ids(ids)
         self._forget_pending(ids)
 
     def _forget_pending(self, ids: list[int]) -> None:
