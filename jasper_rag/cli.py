@@ -218,15 +218,22 @@ def train(
         list[int] | None, typer.Option(help="Run only this stage (1, 2 or 3; repeatable); default: all, resuming.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: settings).")] = None,
+    teacher_vectors_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only fill the teacher-vector cache and stop (under torchrun, many machines share the work)."
+        ),
+    ] = False,
 ) -> None:
     """Distil the teachers into the student, stage by stage (paper's stages 1-3); `torchrun` for several processes.
 
     Finished stages are skipped and an interrupted one resumes from its checkpoint (runs/<recipe>/).
+    Across machines: `torchrun --nnodes N ...` (docs/gpu-and-scale.md).
     """
     from jasper_rag.train.corpus import CorpusSourceError
     from jasper_rag.train.data import CorpusFormatError
     from jasper_rag.train.model_card import inherited_terms
-    from jasper_rag.train.pipeline import run_recipe
+    from jasper_rag.train.pipeline import fill_teacher_vectors, run_recipe
     from jasper_rag.train.recipes import DEFAULT_RECIPE, RecipeError, load_recipe
     from jasper_rag.weights import WeightsNotInstalledError
 
@@ -234,6 +241,10 @@ def train(
         "train", RecipeError, CorpusFormatError, CorpusSourceError, WeightsNotInstalledError, FileNotFoundError
     ):
         chosen = load_recipe(recipe or DEFAULT_RECIPE)
+        if teacher_vectors_only:
+            count = fill_teacher_vectors(chosen, device=device)
+            typer.echo(f"teacher vectors of {count} training texts cached under {get_settings().cache_dir / 'vectors'}")
+            return
         output = run_recipe(chosen, stages=stage, device=device)
     typer.echo(f"saved {output}")
     for terms in inherited_terms(chosen.teachers):

@@ -108,19 +108,25 @@ class CachedEncoder:
         todo = self.missing(texts)
         if not todo:
             return 0
-        self.folder.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=len(todo), desc=f"embedding {self.name}", unit="text", disable=not show_progress)
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
-            vectors = np.asarray(self.encoder.encode(chunk, batch_size=batch_size), dtype=np.float32)
-            keys = np.frombuffer(b"".join(text_key(t) for t in chunk), dtype=np.uint8).reshape(-1, KEY_BYTES)
-            stem = f"shard-{self.shard_tag}{uuid.uuid4().hex[:12]}"
-            _atomic_save(self.folder / f"{stem}.vecs.npy", vectors)
-            _atomic_save(self.folder / f"{stem}.keys.npy", keys)  # written last: marks the shard complete
+            self.store(chunk, self.encoder.encode(chunk, batch_size=batch_size))
             bar.update(len(chunk))
         bar.close()
-        self._index = None
         return len(todo)
+
+    def store(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Write the given vectors of ``texts`` (computed elsewhere, e.g. on another node) as one shard."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(texts), self.dim):
+            raise ValueError(f"{self.name}: {vectors.shape} vectors for {len(texts)} texts of dimension {self.dim}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        stem = f"shard-{self.shard_tag}{uuid.uuid4().hex[:12]}"
+        _atomic_save(self.folder / f"{stem}.vecs.npy", vectors)
+        _atomic_save(self.folder / f"{stem}.keys.npy", keys)  # written last: marks the shard complete
+        self._index = None
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """Vectors for ``texts`` in order, computing (and storing) only what is missing."""

@@ -1,4 +1,5 @@
-"""Multi-process data parallelism through ``torchrun`` (gloo on CPU, NCCL on CUDA).
+"""Multi-process data parallelism through ``torchrun`` (gloo on CPU, NCCL on CUDA), on one machine or
+several (``torchrun --nnodes``; docs/gpu-and-scale.md).
 
 Each process trains on its own slice of every global batch; after ``backward`` the gradients of the
 trainable parameters are averaged across processes (one flat all-reduce), so every process takes the
@@ -11,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -18,11 +20,12 @@ from torch import nn
 
 @dataclass(frozen=True)
 class DistEnv:
-    """This process's place in the job: rank, number of processes, device."""
+    """This process's place in the job: rank, number of processes, rank on its machine, device."""
 
     rank: int = 0
     world: int = 1
     device: str = "cpu"
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -40,11 +43,19 @@ class DistEnv:
             device = f"cuda:{local_rank}"
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-        return cls(rank=rank, world=world, device=device)
+        return cls(rank=rank, world=world, device=device, local_rank=local_rank)
 
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+    def union(self, flags: np.ndarray) -> np.ndarray:
+        """Element-wise OR of a boolean array over the processes (the same length everywhere)."""
+        if self.world == 1:
+            return flags
+        tensor = torch.from_numpy(flags.astype(np.uint8)).to(self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.cpu().numpy().astype(bool)
 
     def average_gradients(self, parameters: Sequence[nn.Parameter]) -> None:
         """Replace each gradient by its mean over the processes (missing gradients count as zero)."""

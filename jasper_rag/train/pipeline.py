@@ -211,6 +211,20 @@ def load_student(recipe: Recipe, device: str | None = None) -> JasperEncoder:
     return encoder
 
 
+def fill_teacher_vectors(recipe: Recipe, device: str | None = None) -> int:
+    """Only compute the recipe's teacher vectors into the cache (under ``torchrun`` on as many machines as
+    wanted: each process embeds its share); returns the number of training texts. Training later reads them."""
+    dist = DistEnv.from_env(resolve_device(device))
+    texts = training_texts(
+        recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
+    )
+    log.info("recipe %s: teacher vectors of %d training texts from %s", recipe.name, len(texts), recipe.corpus)
+    student_texts, _ = teacher_targets(recipe, texts, dist)
+    dist.barrier()
+    dist.close()
+    return len(student_texts)
+
+
 def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str | None = None) -> Path:
     """Train the recipe's stages (all text stages by default) and save the model to ``recipe.output``."""
     dist = DistEnv.from_env(resolve_device(device))
