@@ -460,6 +460,28 @@ def _bench_hybrid(sizes: str | None, model: str | None, output_dir: Path | None,
     typer.echo("wrote " + ", ".join(str(path) for path in files))
 
 
+@app.command()
+def sizing(
+    chunks: Annotated[int, typer.Option(min=1, help="Corpus size the worked plan is for.")] = 100_000_000,
+    node_memory_gib: Annotated[float, typer.Option(min=1, help="Memory of one query node (GiB).")] = 64.0,
+    vector_share: Annotated[
+        float, typer.Option(min=0.05, max=1.0, help="Share of a node's memory given to vectors.")
+    ] = 0.7,
+    replicas: Annotated[int, typer.Option(min=1, help="Copies of every vector (for availability and load).")] = 2,
+    ingest_hours: Annotated[float, typer.Option(min=0.1, help="Hours the first ingest of the corpus may take.")] = 24.0,
+    reports: Annotated[
+        Path | None, typer.Option(help="Folder with bench.json, hybrid.json, ray-ingest.json (default: reports/).")
+    ] = None,
+) -> None:
+    """Size a deployment from measured bench rows (no new measurement) -> reports/sizing.{json,md}."""
+    from jasper_rag.bench.sizing import SizingInputError, SizingPlan, run_sizing
+
+    plan = SizingPlan(chunks, node_memory_gib, vector_share, replicas, ingest_hours)
+    with exit_on("sizing", SizingInputError, OSError):
+        files = run_sizing(reports or get_settings().reports_dir, plan)
+    typer.echo("wrote " + ", ".join(str(path) for path in files))
+
+
 def _register_ingest_commands() -> None:
     from jasper_rag.ingest.cli import doctor_command, ingest_command, list_command, remove_command
 
