@@ -72,6 +72,16 @@ def ingest_command(
     debounce: Annotated[
         float, typer.Option(min=0.05, help="--watch: seconds without changes before a burst of them is synced.")
     ] = 2.0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process parses and embeds; ray: Ray Data workers do (RAY_ADDRESS: a cluster, else a "
+            "local Ray; needs `pip install 'jasper-rag[ray]'`). The commits are the same."
+        ),
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option(min=1, help="--engine ray: workers embedding in parallel (one CPU and one model each).")
+    ] = 1,
 ) -> None:
     """Ingest PDFs (scanned pages read by OCR), Word (.docx), PowerPoint (.pptx), Excel (.xlsx), OpenDocument
     (.odt), EPUB, e-mail (.eml/.mbox), Markdown, reST, HTML, text, images (their text read by OCR) and FAQ
@@ -85,23 +95,33 @@ def ingest_command(
     With --watch FOLDER the command stays on and syncs the folder after each burst of changes, logging what
     happened to each file; every sync commits like an ingest, so stopping it at any moment is safe.
 
+    With --engine ray the files are parsed and embedded by --workers Ray Data workers (docs/scale.md); the
+    results, the commits and the exit status are the local engine's.
+
     Exit status: 0 when every file went in, 3 when some failed (listed with reasons), 1 when it could not start.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
     from jasper_rag.ingest.pipeline import ingest_paths
+    from jasper_rag.ingest.ray_engine import RayIngestError, ingest_paths_ray
     from jasper_rag.store import IndexTrainingError, StoreModelMismatchError
 
     settings = get_settings()
     if watch and (len(paths) != 1 or not paths[0].is_dir() or rebuild):
         raise fail("ingest", "--watch takes exactly one existing folder (and no --rebuild)")
+    _check_engine(engine, workers, watch)
     encoder = load_model("ingest", model or settings.model)
     store = _open_store("ingest", settings, db, index_dir)
     if watch:
         _watch(paths[0], store, encoder, settings, debounce)
     try:
-        summary = ingest_paths(paths, encoder, store, settings, rebuild=rebuild, progress=not quiet)
-    except (StoreModelMismatchError, IndexTrainingError) as err:
+        if engine == "ray":
+            summary = ingest_paths_ray(
+                paths, encoder, model or settings.model, store, settings, workers, rebuild=rebuild, progress=not quiet
+            )
+        else:
+            summary = ingest_paths(paths, encoder, store, settings, rebuild=rebuild, progress=not quiet)
+    except (StoreModelMismatchError, IndexTrainingError, RayIngestError) as err:
         raise fail("ingest", str(err)) from None
     except OSError as err:  # e.g. a full disk: the last commit is intact, a rerun resumes
         raise fail("ingest", f"cannot write the store in {store.index_dir}: {err}") from None
@@ -111,6 +131,23 @@ def ingest_command(
         store.close()
     typer.echo(summary.render())
     raise typer.Exit(summary.exit_code)
+
+
+def _check_engine(engine: str, workers: int, watch: bool) -> None:
+    """One line, before any work, when the engine options do not go together or Ray is not installed."""
+    from jasper_rag.ingest.ray_engine import RayUnavailableError, import_ray
+
+    if engine not in ("local", "ray"):
+        raise fail("ingest", f"--engine must be local or ray, got '{engine}'")
+    if engine == "local" and workers != 1:
+        raise fail("ingest", "--workers sets the Ray workers: it needs --engine ray")
+    if engine == "ray" and watch:
+        raise fail("ingest", "--watch runs on the local engine: drop --engine ray")
+    if engine == "ray":
+        try:
+            import_ray()
+        except RayUnavailableError as err:
+            raise fail("ingest", str(err)) from None
 
 
 def doctor_command(

@@ -30,6 +30,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -301,9 +302,7 @@ class Ingestor:
                 known = {doc.path: doc for doc in self.store.documents()}
                 kept = [*found.unlisted, *found.missing]  # unknown is not gone: an unmounted share keeps its documents
                 self._remove_gone(known, files, [absolute(p) for p in paths], kept)
-            parsed = ((path, self._prepare(path, self._done_hash(known.get(str(path))))) for path in files)
-            window = EMBED_BATCHES * self.settings.batch_size
-            with Prefetch(parsed, window, lambda item: len(item[1].entries) if item[1] else 1, "ingest-parse") as ahead:
+            with self._prepared(files, known) as ahead:
                 bar = tqdm(ahead, total=len(files), desc="files", unit="file", position=0, disable=not self.progress)
                 for path, record in bar:
                     self._add(path, record)
@@ -313,6 +312,15 @@ class Ingestor:
             self.embed_bar.close()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
+
+    def _prepared(
+        self, files: list[Path], known: dict[str, DocumentView]
+    ) -> AbstractContextManager[Iterable[tuple[Path, DocumentRecord | None]]]:
+        """Each file with its new record (None: unchanged), in order, read, parsed and chunked by a thread a
+        bounded number of entries ahead of the embedding (``jasper_rag.ingest.ray_engine`` does it on Ray)."""
+        parsed = ((path, self._prepare(path, self._done_hash(known.get(str(path))))) for path in files)
+        window = EMBED_BATCHES * self.settings.batch_size
+        return Prefetch(parsed, window, lambda item: len(item[1].entries) if item[1] else 1, "ingest-parse")
 
     def _remove_gone(
         self, known: dict[str, DocumentView], files: list[Path], roots: list[Path], unlisted: list[Path]
