@@ -14,6 +14,7 @@ from jasper_rag.store import Chunk, DocumentRecord, DocumentStatus, ModelIdentit
 from jasper_rag.store.doctor import check, repair
 from jasper_rag.store.milvus_vectors import MilvusVectors, collection_name
 from jasper_rag.store.models import PendingVectorDelete
+from jasper_rag.store.vectors import EntryFilter
 
 pytest.importorskip("milvus_lite", reason="pip install 'jasper-rag[milvus]'")
 
@@ -30,24 +31,26 @@ def stop_milvus_lite():
     server_manager_instance.release_all()
 
 
-def records(count: int, seed: int = 0, per_file: int = 50) -> list[DocumentRecord]:
-    """``count`` chunks of random unit vectors, ``per_file`` per file, alternating .md and .txt files."""
+def document(path: str, file_type: str, count: int, seed: int = 0, first: int = 0) -> DocumentRecord:
+    """One file of ``count`` chunks (texts ``chunk <first>``...) with random unit vectors for every head."""
     rng = np.random.default_rng(seed)
-    vectors = {head: normalize_rows(rng.standard_normal((count, dim))) for head, dim in HEADS.items()}
+    return DocumentRecord(
+        path,
+        file_type,
+        DocumentStatus.INGESTED,
+        f"h{seed}.{first}",
+        entries=[Chunk(ordinal=i, text=f"chunk {first + i}", embedded=True) for i in range(count)],
+        vectors={head: normalize_rows(rng.standard_normal((count, dim))) for head, dim in HEADS.items()},
+    )
+
+
+def records(count: int, seed: int = 0, per_file: int = 50) -> list[DocumentRecord]:
+    """``count`` chunks of random unit vectors, ``per_file`` per file, alternating .txt and .md files."""
     out = []
     for start in range(0, count, per_file):
-        rows = range(start, min(start + per_file, count))
         file_type = "md" if (start // per_file) % 2 else "txt"
-        out.append(
-            DocumentRecord(
-                f"/docs/f{start // per_file:03d}.{file_type}",
-                file_type,
-                DocumentStatus.INGESTED,
-                f"h{start}",
-                entries=[Chunk(ordinal=i - start, text=f"chunk {i}", embedded=True) for i in rows],
-                vectors={head: v[start : start + len(rows)] for head, v in vectors.items()},
-            )
-        )
+        path = f"/docs/f{start // per_file:03d}.{file_type}"
+        out.append(document(path, file_type, min(per_file, count - start), seed * 100_000 + start, start))
     return out
 
 
@@ -69,12 +72,12 @@ def test_exact_search_gives_the_faiss_top_10(tmp_path) -> None:
             store.commit(records(2000))
             store.commit(records(100, seed=1)[:1], deleted_paths=["/docs/f003.md"])
     queries = {head: normalize_rows(np.random.default_rng(7).standard_normal((50, dim))) for head, dim in HEADS.items()}
-    allowed = faiss_store.entry_ids(file_types=["md"])
-    assert np.array_equal(allowed, milvus_store.entry_ids(file_types=["md"]))  # same rows, same ids
+    md = EntryFilter.of(["md"])
+    assert np.array_equal(faiss_store.entry_ids(md), milvus_store.entry_ids(md))  # same rows, same ids
     for head in HEADS:
-        for subset in (None, allowed):
-            want_scores, want = faiss_store.index("chunk", head).search(queries[head], 10, subset)
-            got_scores, got = milvus_store.index("chunk", head).search(queries[head], 10, subset)
+        for where in (None, md):
+            want_scores, want = faiss_store.index("chunk", head).search(queries[head], 10, faiss_store.scope(where))
+            got_scores, got = milvus_store.index("chunk", head).search(queries[head], 10, milvus_store.scope(where))
             assert np.array_equal(got, want), head  # all 50 x 10 ids, in order
             np.testing.assert_allclose(got_scores, want_scores, atol=1e-5)
     assert milvus_store.index("chunk", "full").ntotal == 2000 - 50  # f000 replaced, f003 deleted
@@ -89,14 +92,84 @@ def test_a_filtered_search_returns_k_whenever_k_match(tmp_path) -> None:
     store = open_store(tmp_path, "milvus")
     with store.writer():
         store.commit(records(300))
-    few = store.entry_ids(file_types=["md"])[:3]
-    scores, ids = store.index("chunk", "full").search(normalize_rows(np.ones((1, 64))), 5, few)
-    assert sorted(ids[0, :3].tolist()) == sorted(few.tolist()) and ids[0, 3:].tolist() == [-1, -1]
+        store.commit([document("/few/a.txt", "txt", 3, seed=5)])
+    index, query = store.index("chunk", "full"), normalize_rows(np.ones((1, 64)))
+    few = store.scope(EntryFilter.of(path_prefix="/few"))
+    scores, ids = index.search(query, 5, few)
+    assert sorted(ids[0, :3].tolist()) == few.ids.tolist() and ids[0, 3:].tolist() == [-1, -1]
     assert np.isinf(scores[0, 3:]).all()
-    _, none = store.index("chunk", "full").search(normalize_rows(np.ones((1, 64))), 5, few[:0])
+    many = store.scope(EntryFilter.of(["md"]))
+    _, ids = index.search(query, 40, many)
+    assert (ids >= 0).all() and np.isin(ids, many.ids).all()  # 40 of the 150 .md chunks
+    _, none = index.search(query, 5, store.scope(EntryFilter.of(["pdf"])))
     assert none.tolist() == [[-1] * 5]
     with pytest.raises(KeyError):
-        store.index("chunk", "full").reconstruct(np.array([10**9]))
+        index.reconstruct(np.array([10**9]))
+
+
+TRICKY_FILES = {  # path -> stored file type
+    "/data/docs/a.md": "markdown",
+    "/data/docs/B.MD": "markdown",
+    "/data/docs/sub/c.txt": "txt",
+    "/data/docs-old/d.md": "markdown",
+    "/data/docs_x/e.txt": "txt",
+    "/data/d%s/f.txt": "txt",
+    '/data/q"uote/g.txt': "txt",
+    "/data/back\\slash/h.txt": "txt",
+    "/data/new\nline/i.txt": "txt",
+    "/data/j.tar.gz": "archive",
+    "/data/k.m_": "Text",
+    "/data/report": "txt",
+    "/Data/docs/l.txt": "txt",
+}
+HOSTILE = ['" or 1==1', '/data" or path != "', "%", "_", "\\", "/data/%", "/data/_ocs", "/data/docs\\", "x\ny"]
+FILTERS = {
+    "md extension and type": (["md"], None, 3),
+    "upper-case extension": (["MD"], None, 3),
+    "dotted extension": ([".md"], None, 3),
+    "stored type": (["markdown"], None, 3),
+    "stored type, any case": (["TEXT"], None, 1),
+    "two extensions": (["txt", "md"], None, 12),
+    "double extension": (["tar.gz"], None, 1),
+    "last extension": (["gz"], None, 1),
+    "underscore is no wildcard": (["m_"], None, 1),
+    "percent is no wildcard": (["m%"], None, 0),
+    "folder": (None, "/data/docs", 3),
+    "folder with a slash": (None, "/data/docs/", 3),
+    "no sibling folder": (None, "/data/docs_", 0),
+    "folder is case-sensitive": (None, "/data/DOCS", 0),
+    "a file is its own folder": (None, "/data/report", 1),
+    "percent in a folder": (None, "/data/d%s", 1),
+    "quote in a folder": (None, '/data/q"uote', 1),
+    "backslash in a folder": (None, "/data/back\\slash", 1),
+    "line break in a folder": (None, "/data/new\nline", 1),
+    "relative folder": (None, "rel", 1),
+    "type and folder": (["txt"], "/data/docs", 1),
+    **{f"hostile folder {text!r}": (None, text, 0) for text in HOSTILE},
+    **{f"hostile type {text!r}": ([text], None, 0) for text in HOSTILE},
+}
+
+
+def test_milvus_filters_match_exactly_what_sql_matches(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative folder "rel" resolves to <tmp_path>/rel
+    files = {**TRICKY_FILES, str(tmp_path / "rel" / "m.txt"): "txt"}
+    stores = open_store(tmp_path, "faiss"), open_store(tmp_path, "milvus")
+    for store in stores:
+        with store.writer():
+            store.commit([document(path, kind, 1, seed=n, first=n) for n, (path, kind) in enumerate(files.items())])
+    query = normalize_rows(np.random.default_rng(3).standard_normal((2, 64)))
+    for name, (types, folder, count) in FILTERS.items():
+        where = EntryFilter.of(types, folder)
+        found = []
+        for store in stores:
+            scope = store.scope(where)
+            scores, ids = store.index("chunk", "full").search(query, len(files), scope)
+            assert len(scope.ids) == count, (name, store.vectors.name)  # what SQL matches
+            assert sorted(ids[0][ids[0] >= 0].tolist()) == scope.ids.tolist(), (name, store.vectors.name)
+            found.append((ids, scores))
+        (faiss_ids, faiss_scores), (milvus_ids, milvus_scores) = found
+        assert np.array_equal(faiss_ids, milvus_ids), name  # the same hits, in the same order
+        np.testing.assert_allclose(faiss_scores[faiss_ids >= 0], milvus_scores[milvus_ids >= 0], atol=1e-5)
 
 
 def test_a_crash_between_the_upsert_and_the_sql_commit_leaves_the_committed_state(tmp_path, monkeypatch):
@@ -147,9 +220,9 @@ def test_doctor_repairs_milvus_drift(tmp_path) -> None:
         store.commit(records(100))
         store.commit([], deleted_paths=["/docs/f000.txt"])
     client, name = store.vectors.client, collection_name(store.store_id, MODEL)
-    lost = int(store.entry_ids(file_types=["md"])[0])
+    lost = int(store.entry_ids(EntryFilter.of(["md"]))[0])
     client.delete(name, ids=[lost])  # a vector lost
-    fields = ["kind", "file_type", "path", "v_full", "v_d8"]
+    fields = ["kind", "file_type", "path", "reversed_path", "v_full", "v_d8"]
     row = client.get(name, ids=[lost + 1], output_fields=fields)[0]
     client.upsert(name, [{**{f: row[f] for f in fields}, "id": 3}])  # a vector without a row (a deleted entry's id)
     report = check(store)
@@ -160,6 +233,33 @@ def test_doctor_repairs_milvus_drift(tmp_path) -> None:
     assert fixed.consistent, fixed.render()
     assert {d.path: d.status for d in store.documents()} == {"/docs/f001.md": DocumentStatus.STALE}
     assert store.index("chunk", "full").ntotal == 0
+
+
+def test_a_collection_made_by_an_older_version_is_one_clear_error_until_rebuilt(tmp_path) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    store = open_store(tmp_path, "milvus")
+    with store.writer():
+        store.commit(records(10))
+    client, name = store.vectors.client, collection_name(store.store_id, MODEL)
+    client.drop_collection(name)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    for field in ("kind", "file_type", "path"):
+        schema.add_field(field, DataType.VARCHAR, max_length=64)
+    index_params = client.prepare_index_params()
+    for head, dim in HEADS.items():
+        schema.add_field(f"v_{head}", DataType.FLOAT_VECTOR, dim=dim)
+        index_params.add_index(f"v_{head}", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=index_params)
+    reopened = Store(store.url, store.index_dir, settings=Settings(store="milvus"))
+    with pytest.raises(StoreBackendError, match=r"older jasper-rag \(no field reversed_path\).*ingest --rebuild"):
+        reopened.index("chunk", "full")
+    with reopened.writer():  # what `jasper-rag ingest --rebuild` does
+        reopened.clear()
+        reopened.bind_model(MODEL)
+        reopened.commit(records(10))
+    assert reopened.index("chunk", "full").ntotal == 10 and check(reopened).consistent
 
 
 def test_a_store_opens_only_with_the_backend_that_built_it(tmp_path) -> None:

@@ -6,7 +6,9 @@ forward pass embeds a query for every head; each entry kind has its own FAISS in
 two: the union of both shortlists is re-scored exactly with the chosen head and fused
 (``hybrid.hybrid_rank``). ``funnel=True`` takes the dense shortlist from the smallest head and
 re-scores it with the chosen one. Filters (kinds, file types, a folder prefix) are applied inside
-both searches, so a filtered query returns ``k`` hits whenever ``k`` entries match.
+both searches, so a filtered query returns ``k`` hits whenever ``k`` entries match: the store hands each
+search one ``SearchScope``, which FAISS and tantivy read as the entry ids SQL resolves it to and Milvus as
+an expression on its scalar fields.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jasper_rag.search.hybrid import hybrid_rank
 from jasper_rag.search.options import SearchOptions
 from jasper_rag.store import EntryView, Store, StoreModelMismatchError, embed_heads, model_identity
 from jasper_rag.store.lexical_index import QueryWords
+from jasper_rag.store.vectors import EntryFilter, SearchScope
 
 log = logging.getLogger(__name__)
 
@@ -205,20 +208,18 @@ class Searcher:
         count = len(queries) if queries is not None else len(next(iter(vectors.values())))
         available = self.store.kinds()
         kinds = [kind for kind in (opts.kinds or available) if kind in available]
-        allowed = (
-            self.store.entry_ids(opts.file_types, opts.path_prefix) if opts.file_types or opts.path_prefix else None
-        )
-        if not kinds or (allowed is not None and len(allowed) == 0):
+        scope = self.store.scope(EntryFilter.of(opts.file_types, opts.path_prefix))
+        if not kinds:
             return [[] for _ in range(count)]
         depth = opts.k if mode == "dense" and not opts.funnel else max(opts.shortlist, opts.k)
         dense_head = self.funnel_head(opts.funnel_dim) if opts.funnel else head
         empty_ids = np.full((count, 0), -1, dtype=np.int64)
         dense_ids, kind_of = empty_ids, {}
         if mode != "lexical":
-            dense_ids, kind_of = self._dense_shortlist(vectors[dense_head], dense_head, kinds, depth, allowed)
+            dense_ids, kind_of = self._dense_shortlist(vectors[dense_head], dense_head, kinds, depth, scope)
         lexical_ids, lexical_scores = empty_ids, np.zeros((count, 0), dtype=np.float32)
         if mode != "dense":
-            lexical_scores, lexical_ids = self.store.lexical().search(queries, depth, kinds, allowed)
+            lexical_scores, lexical_ids = self.store.lexical().search(queries, depth, kinds, scope)
             unknown = {int(i) for i in lexical_ids[lexical_ids >= 0]} - kind_of.keys()
             if len(kinds) == 1:  # the lexical search was limited to that kind
                 kind_of.update(dict.fromkeys(unknown, kinds[0]))
@@ -257,14 +258,14 @@ class Searcher:
         return results
 
     def _dense_shortlist(
-        self, queries: np.ndarray, head: str, kinds: list[str], depth: int, allowed: np.ndarray | None
+        self, queries: np.ndarray, head: str, kinds: list[str], depth: int, scope: SearchScope | None
     ) -> tuple[np.ndarray, dict[int, str]]:
         """The best ``depth`` ids per query over the kinds' indexes of ``head``, and each id's kind."""
         count = len(queries)
         scores, ids, kind_of = [], [], {}
         with faiss_threads(1 if count == 1 else faiss.omp_get_max_threads()):
             for kind in kinds:
-                found_scores, found_ids = self.store.index(kind, head).search(queries, depth, allowed)
+                found_scores, found_ids = self.store.index(kind, head).search(queries, depth, scope)
                 scores.append(found_scores)
                 ids.append(found_ids)
                 kind_of.update((int(i), kind) for i in found_ids[found_ids >= 0])

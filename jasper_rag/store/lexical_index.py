@@ -16,9 +16,13 @@ import logging
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tantivy
+
+if TYPE_CHECKING:
+    from jasper_rag.store.vectors import SearchScope
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +133,15 @@ class LexicalIndex:
         return np.sort(np.fromiter((searcher.doc(address)["entry_id"][0] for _, address in hits), dtype=np.int64))
 
     def search(
-        self, queries: Sequence[str], k: int, kinds: Sequence[str] | None = None, allowed: np.ndarray | None = None
+        self, queries: Sequence[str], k: int, kinds: Sequence[str] | None = None, scope: SearchScope | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(BM25 scores, ids)`` per query, padded with ``-inf`` / ``-1``.
 
-        ``kinds`` limits to entry kinds; ``allowed`` (sorted ids) to those entries."""
+        ``kinds`` limits to entry kinds; ``scope`` to the entries SQL resolves its filter to."""
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         searcher = self.index.searcher()
-        limits = self._limits(kinds, allowed)
+        limits = self._limits(kinds, None if scope is None else scope.ids)
         for row, query in enumerate(queries):
             found = self._search_one(searcher, query, k, limits)
             for col, (score, entry_id) in enumerate(found):

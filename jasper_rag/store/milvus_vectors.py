@@ -1,9 +1,11 @@
 """The Milvus vector backend (``JASPER_STORE=milvus``): a Milvus server, or a Milvus Lite file, through pymilvus.
 
 One collection per store and model (``jasper_<store id>_<model fingerprint>``), one row per embedded
-entry: the primary key is the SQL entry id, the scalar fields ``kind``, ``file_type`` and ``path``
-describe it, and one FLAT inner-product vector field per model head holds its vectors (docs/scale.md
-says why one collection rather than one per head). Searches and reads are strongly consistent.
+entry: the primary key is the SQL entry id, the scalar fields ``kind``, ``file_type`` (lower-cased),
+``path`` and ``reversed_path`` (the path lower-cased and reversed) describe it, and one FLAT inner-product
+vector field per model head holds its vectors (docs/scale.md says why one collection rather than one per
+head). Searches and reads are strongly consistent. A search's file filters become an expression on the
+scalar fields (``filter_expression``), never a list of ids.
 
 Write order (SQL stays the source of truth): a commit *upserts* the new rows before the SQL transaction
 commits and records the ids it deletes in SQL (``pending_vector_deletes``, same transaction); the
@@ -27,7 +29,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jasper_rag.store.heads import ModelIdentity
 from jasper_rag.store.models import Entry, IndexState, PendingVectorDelete
-from jasper_rag.store.vectors import KeptVectors, StoreBackendError, VectorChanges, record_state
+from jasper_rag.store.vectors import (
+    EntryFilter,
+    KeptVectors,
+    SearchScope,
+    StoreBackendError,
+    VectorChanges,
+    record_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,7 @@ WRITE_BATCH = 1000  # rows per upsert, ids per delete or get
 MAX_LIMIT = 16384  # Milvus's largest top-k
 PATH_LENGTH = 65535  # Milvus's longest VARCHAR (``Document.path`` holds 4096 characters)
 FIELD = re.compile(r"[^A-Za-z0-9_]")
+SCALAR_FIELDS = ("id", "kind", "file_type", "path", "reversed_path")
 
 
 def field_name(head: str) -> str:
@@ -58,8 +68,34 @@ def batches(items: Sequence, size: int = WRITE_BATCH) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def id_list(ids: Sequence[int]) -> str:
-    return "[" + ",".join(str(int(i)) for i in ids) + "]"
+def literal(text: str) -> str:
+    """``text`` as a Milvus string literal: double quotes, with backslashes, quotes and line breaks escaped, so
+    that no user text can end the literal or add to the expression."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def starts_with(field: str, prefix: str) -> str:
+    """``field`` starts with ``prefix`` (which ends in ``.`` or ``/``), as a range of strings: Milvus's LIKE
+    cannot escape ``%`` and ``_`` on every version, nor match a backslash in Milvus Lite; a range needs no
+    wildcards (VARCHARs compare by code point, as UTF-8 bytes do)."""
+    above = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"({field} >= {literal(prefix)} and {field} < {literal(above)})"
+
+
+def filter_expression(where: EntryFilter) -> str:
+    """The Milvus expression of ``where``, matching exactly the entries ``Store.entry_ids`` gives: a file type
+    equal to one of the types, or a lower-cased path ending in ``.<type>`` (its reversal starting with
+    ``<reversed type>.``); a path equal to a folder or starting with ``<folder>/``."""
+    parts = []
+    if where.file_types:
+        types = [f"file_type in [{', '.join(literal(t) for t in where.file_types)}]"]
+        types += [starts_with("reversed_path", t[::-1] + ".") for t in where.file_types]
+        parts.append("(" + " or ".join(types) + ")")
+    if where.folders:
+        folders = [f"path == {literal(f)} or {starts_with('path', f + '/')}" for f in where.folders]
+        parts.append("(" + " or ".join(folders) + ")")
+    return " and ".join(parts)
 
 
 class _Failures(logging.Handler):
@@ -150,17 +186,15 @@ class MilvusIndex:
             iterator.close()
         return np.asarray(found, dtype=np.int64)
 
-    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, vectors: np.ndarray, k: int, scope: SearchScope | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner products per query row: ``(scores, ids)``, ids -1 (score -inf) where fewer exist.
-        ``allowed``: only these ids are searched (a filter inside the search)."""
+        ``scope``: only the entries its filter matches are searched (an expression inside the search)."""
         queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if queries.shape[1] != self.dim:
             raise ValueError(f"query dimension {queries.shape[1]} != index dimension {self.dim}")
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
-        where = self.where if allowed is None else f"{self.where} and id in {id_list(allowed)}"
-        if allowed is not None and len(allowed) == 0:
-            return scores, ids
+        where = self.where if scope is None else f"{self.where} and {filter_expression(scope.where)}"
         results = self.client.search(
             self.collection,
             data=list(queries),
@@ -203,12 +237,13 @@ class MilvusVectors:
         self.client = connect(uri, token, timeout)
         self._upserted: list[int] = []  # by the write whose transaction has not committed yet
         self._deletes: list[int] = []  # recorded by that write, to run once it commits
+        self._layout_ok: set[str] = set()  # collections known to have this version's fields
 
     def collection(self, model: ModelIdentity) -> str:
         return collection_name(self.store_id, model)
 
     def load(self, model: ModelIdentity, kind: str, head: str, state: IndexState) -> MilvusIndex:
-        return MilvusIndex(self.client, self.collection(model), kind, head, state.dim)
+        return MilvusIndex(self.client, self._checked(self.collection(model)), kind, head, state.dim)
 
     def write(self, session: Session, model: ModelIdentity, changes: VectorChanges) -> None:
         name = self._ensure_collection(model)
@@ -217,8 +252,9 @@ class MilvusVectors:
             {
                 "id": int(entry_id),
                 "kind": part.kind,
-                "file_type": part.file_type,
+                "file_type": part.file_type.lower(),
                 "path": part.path,
+                "reversed_path": part.path.lower()[::-1],
                 **{fields[head]: part.vectors[head][place] for head in model.heads},
             }
             for part in changes.added
@@ -309,18 +345,33 @@ class MilvusVectors:
             for batch in batches(ids):
                 session.execute(delete(PendingVectorDelete).where(PendingVectorDelete.id.in_(batch)))
 
+    def _checked(self, name: str) -> str:
+        """``name``, once it is known to have this version's scalar fields (a collection made by an older
+        version, without them, is one clear error: its filters could not run)."""
+        if name not in self._layout_ok:
+            fields = {field["name"] for field in self.client.describe_collection(name)["fields"]}
+            missing = [field for field in SCALAR_FIELDS if field not in fields]
+            if missing:
+                raise StoreBackendError(
+                    f"the Milvus collection {name} at JASPER_MILVUS_URI={self.uri!r} was made by an older "
+                    f"jasper-rag (no field {', '.join(missing)}): rebuild it with `jasper-rag ingest --rebuild`"
+                )
+            self._layout_ok.add(name)
+        return name
+
     def _ensure_collection(self, model: ModelIdentity) -> str:
         """The model's collection, created (FLAT inner-product index per head, strong consistency) if new."""
         from pymilvus import DataType, MilvusClient
 
         name = self.collection(model)
         if self.client.has_collection(name):
-            return name
+            return self._checked(name)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("kind", DataType.VARCHAR, max_length=8)
         schema.add_field("file_type", DataType.VARCHAR, max_length=16)
         schema.add_field("path", DataType.VARCHAR, max_length=PATH_LENGTH)
+        schema.add_field("reversed_path", DataType.VARCHAR, max_length=PATH_LENGTH)
         index_params = self.client.prepare_index_params()
         fields = [field_name(head) for head in model.heads]
         if len(set(fields)) != len(fields):
@@ -329,4 +380,5 @@ class MilvusVectors:
             schema.add_field(field_name(head), DataType.FLOAT_VECTOR, dim=dim)
             index_params.add_index(field_name(head), index_type="FLAT", **METRIC)
         self.client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
+        self._layout_ok.add(name)
         return name

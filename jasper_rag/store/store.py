@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, or_, select
@@ -57,7 +57,9 @@ from jasper_rag.store.models import Document, DocumentStatus, Entry, IndexState,
 from jasper_rag.store.vector_index import fsync_dir
 from jasper_rag.store.vectors import (
     AddedVectors,
+    EntryFilter,
     KeptVectors,
+    SearchScope,
     StoreBackendError,
     StoreFolderMismatchError,
     VectorBackend,
@@ -137,6 +139,11 @@ class DocumentRecord:
 
 def index_file_name(store_id: str, kind: str, head: str, generation: int) -> str:
     return f"{store_id}.{kind}.{head}.g{generation:06d}.faiss"
+
+
+def like_literal(text: str) -> str:
+    """``text`` matched literally inside a SQL LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def batched(items: Sequence, size: int = SQL_BATCH) -> Iterator[Sequence]:
@@ -363,28 +370,27 @@ class Store:
                     )
         return [found[i] for i in wanted if i in found]
 
-    def entry_ids(self, file_types: Sequence[str] | None = None, path_prefix: str | None = None) -> np.ndarray:
-        """Sorted ids of the embedded entries of searchable files of these types (file type such as
-        ``markdown`` or extension such as ``md``) under this folder of the ingested tree."""
+    def entry_ids(self, where: EntryFilter) -> np.ndarray:
+        """Sorted ids of the embedded entries of searchable files that ``where`` matches (its docstring gives
+        the meaning; every backend applies the same)."""
         query = (
             select(Entry.id).join(Document).where(Entry.embedded.is_(True), Document.status.in_(DocumentStatus.DONE))
         )
-        if file_types:
-            types = sorted({t.lower().lstrip(".") for t in file_types})
-            query = query.where(
-                or_(func.lower(Document.file_type).in_(types), *(Document.path.ilike(f"%.{t}") for t in types))
-            )
-        if path_prefix and path_prefix.strip().rstrip("/"):
-            folders = {path_prefix.strip().rstrip("/")}
-            if not PurePath(path_prefix).is_absolute():  # stored paths are absolute: also the folder from here
-                folders.add(str(Path(path_prefix).resolve()))
+        if where.file_types:
+            suffixes = (Document.path.ilike(f"%.{like_literal(t)}", escape="\\") for t in where.file_types)
+            query = query.where(or_(func.lower(Document.file_type).in_(where.file_types), *suffixes))
+        if where.folders:
             conditions = []
-            for folder in folders:
-                escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                conditions += [Document.path == folder, Document.path.like(f"{escaped}/%", escape="\\")]
+            for folder in where.folders:  # compared exactly (SQLite's LIKE would ignore the case of letters)
+                inside = folder + "/"
+                conditions += [Document.path == folder, func.substr(Document.path, 1, len(inside)) == inside]
             query = query.where(or_(*conditions))
         with self.sessions() as session:
             return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
+
+    def scope(self, where: EntryFilter | None) -> SearchScope | None:
+        """What the searches of one query batch take as its filter (None: no filter)."""
+        return None if where is None else SearchScope(where, self.entry_ids)
 
     def kinds_of(self, ids: Iterable[int]) -> dict[int, str]:
         """Entry id -> kind, for the ids that exist."""

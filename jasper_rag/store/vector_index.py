@@ -16,9 +16,13 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
+
+if TYPE_CHECKING:
+    from jasper_rag.store.vectors import SearchScope
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +182,17 @@ class VectorIndex:
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
 
     # ----------------------------------------------------------------- reading
-    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, vectors: np.ndarray, k: int, scope: SearchScope | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner products per query row: ``(scores, ids)``, ids -1 where fewer than k exist.
 
-        ``allowed``: only these ids are searched (a filter applied inside FAISS, on the CPU index)."""
+        ``scope``: only the ids SQL resolves its filter to are searched (an id selector inside FAISS, on the
+        CPU index)."""
         queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if queries.shape[1] != self.dim:
             raise ValueError(f"query dimension {queries.shape[1]} != index dimension {self.dim}")
-        if allowed is None:
+        if scope is None:
             return self._searcher().search(queries, k)
-        wanted = np.ascontiguousarray(allowed, dtype=np.int64)
+        wanted = np.ascontiguousarray(scope.ids, dtype=np.int64)
         selector = faiss.IDSelectorBatch(len(wanted), faiss.swig_ptr(wanted))
         ivf = self._ivf()
         if ivf is not None:

@@ -6,13 +6,17 @@ one searchable set of vectors per (entry kind, model head), addressed by SQL ent
 generation per commit; ``milvus`` (``milvus_vectors.MilvusVectors``) keeps them in a Milvus server or
 a Milvus Lite file. The store calls ``write`` inside the SQL transaction that changes the rows (after
 SQL assigned the new ids), then ``committed`` or ``discard`` after it; docs/scale.md tells each
-backend's crash-safety order.
+backend's crash-safety order. A search's file filters reach every backend as one ``EntryFilter`` (inside a
+``SearchScope``), which each applies inside its search with the same meaning.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePath
 from typing import Protocol
 
 import numpy as np
@@ -36,6 +40,46 @@ class StoreBackendError(StoreFolderMismatchError):
     reports a misplaced store reports this one the same way (one line, no traceback)."""
 
 
+@dataclass(frozen=True)
+class EntryFilter:
+    """A search's file filters, normalised. An entry matches when its file's type is one of ``file_types`` or
+    its path ends with ``.<type>`` (both compared lower-cased), and, when ``folders`` are given, its file is
+    one of them or lies under one (``<folder>/...``, compared exactly: ``/a/b`` never matches ``/a/bc``)."""
+
+    file_types: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, file_types: Sequence[str] | None = None, path_prefix: str | None = None) -> EntryFilter | None:
+        """The filter of a search's ``file_types`` (``markdown``, ``md``, ``.MD``) and ``path_prefix`` (a folder
+        of the ingested tree; a relative one is also taken from the working directory); None when neither
+        filters anything."""
+        types = tuple(sorted({t.lower().lstrip(".") for t in file_types or ()}))
+        folders = set()
+        folder = (path_prefix or "").strip().rstrip("/")
+        if folder:
+            folders.add(folder)
+            if not PurePath(path_prefix).is_absolute():  # stored paths are absolute: also the folder from here
+                folders.add(str(Path(path_prefix).resolve()))
+        if not types and not folders:
+            return None
+        return cls(types, tuple(sorted(folders)))
+
+
+class SearchScope:
+    """One search's ``EntryFilter`` as the searches take it: Milvus turns ``where`` into an expression on its
+    scalar fields; FAISS and tantivy read ``ids``, the matching entry ids SQL resolves it to (sorted; resolved
+    once, on first use, so a search that never needs them never asks SQL)."""
+
+    def __init__(self, where: EntryFilter, resolve: Callable[[EntryFilter], np.ndarray]) -> None:
+        self.where = where
+        self._resolve = resolve
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        return self._resolve(self.where)
+
+
 class VectorSearch(Protocol):
     """The vectors of one (entry kind, head), as the searcher and ``doctor`` read them."""
 
@@ -50,7 +94,7 @@ class VectorSearch(Protocol):
     def ids(self) -> np.ndarray: ...
 
     def search(
-        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, vectors: np.ndarray, k: int, scope: SearchScope | None = None
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray: ...
