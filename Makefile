@@ -10,7 +10,7 @@ export JASPER_TEST_CRASH_TRIALS ?= 20
 .DEFAULT_GOAL := help
 .PHONY: help install lock models test test-fast lint
 .PHONY: images train-vision eval-vision
-.PHONY: eval eval-sota eval-data eval-faq bench-lexical bench-hybrid sizing
+.PHONY: eval eval-sota eval-data eval-faq bench-lexical bench-hybrid bench-ray sizing
 .PHONY: bench
 .PHONY: bench-pdf pdf-testset
 .PHONY: corpus corpus-wide train
@@ -88,6 +88,9 @@ bench-lexical: install  ## BM25 engines side by side (tantivy, bm25s, SQLite FTS
 
 bench-hybrid: install  ## search modes end to end on a real store (dense, lexical, hybrid mix/rrf, funnel): latency with and without query embedding, build times, sizes at 10k/100k chunks -> reports/hybrid.*
 	$(PY) -m jasper_rag.cli bench --suite hybrid
+
+bench-ray: install  ## ingestion by the local engine and by --engine ray with 1 and 2 workers (the first 500 SciFact documents as files, JASPER_MODEL): wall s, chunks/s, ratio to local, Ray start-up -> reports/ray-ingest.*; ARGS=--docs N --workers 1,2,4 --repeats R
+	$(PY) -m jasper_rag.bench.ray_ingest $(ARGS)
 
 sizing: install  ## size a deployment (memory per head and index, nodes, writers, Ray workers, ingest hours) from the bench reports -> reports/sizing.*; ARGS=--chunks N ...
 	$(PY) -m jasper_rag.cli sizing $(ARGS)

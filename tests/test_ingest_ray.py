@@ -165,3 +165,26 @@ def test_missing_ray_says_which_extra_to_install(tmp_path, monkeypatch):
         "ingest failed: --engine ray needs Ray Data (import of ray halted; None in sys.modules): "
         "pip install 'jasper-rag[ray]'"
     )
+
+
+def test_bench_report_renders_every_run_from_the_json():
+    from jasper_rag.bench.ray_ingest import full_markdown
+
+    run = {"wall_s": 10.0, "wall_spread_s": [9.0, 11.0], "chunks_per_s": 50.0}
+    payload = {
+        "generated_at": "then",
+        "seconds": 60.0,
+        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 8.0, "versions": {"ray": "2"}, "load_average": [1, 1, 1]},
+        "load_average_after": [1, 1, 1],
+        "model": "m",
+        "backend": "torch",
+        "documents": 500,
+        "chunks": 500,
+        "repeats": 3,
+        "ray_start_s": 4.2,
+        "local": run,
+        "ray": [{"workers": 2, **run, "wall_s": 20.0, "chunks_per_s": 25.0, "ratio_to_local": 0.5}],
+    }
+    text = full_markdown(payload)
+    assert "| local |  | 10.0 (9.0–11.0) | 50.0 | 1.00x |" in text
+    assert "| ray | 2 | 20.0 (9.0–11.0) | 25.0 | 0.50x |" in text and "4.2 s" in text
