@@ -20,7 +20,8 @@ and fails with the same reason, as in a local run, and the actor carries on.
 Unchanged files are found by the driver (read and hashed, as the local engine does), so a run with
 nothing new starts no Ray work. For the others, ``RAY_ADDRESS`` (Ray's own variable) connects to a running
 cluster, whose nodes need jasper_rag, the model and the files at the same paths (the ``JASPER_*`` variables
-are passed on); otherwise a local Ray with one CPU per worker is started (no dashboard, quiet logs) and shut
+are passed on; the workers' working folder is the cluster's, not the driver's, so paths in them should be
+absolute); otherwise a local Ray with one CPU per worker is started (no dashboard, quiet logs) and shut
 down once they are prepared. A Ray already initialised in the process is used as it is.
 """
 
@@ -87,7 +88,8 @@ def start_ray(workers: int) -> bool:
             ray.init(num_cpus=workers, include_dashboard=False, **options)
     except Exception as err:  # an unreachable address, a local start that fails: one line, not Ray's traceback
         where = f"connect to RAY_ADDRESS={address}" if address else "start a local Ray"
-        raise RayIngestError(f"cannot {where}: {type(err).__name__}: {last_line(err)}") from None
+        cause = f" ({type(err.__cause__).__name__}: {last_line(err.__cause__)})" if err.__cause__ else ""
+        raise RayIngestError(f"cannot {where}: {type(err).__name__}: {last_line(err)}{cause}") from None
     return True
 
 
