@@ -143,6 +143,20 @@ def test_rerun_with_two_workers_redoes_only_the_changed_file(ingested, fresh_set
     assert_same_store(ingested["local"], ingested["ray"])
 
 
+def test_a_worker_with_another_model_stops_the_run_with_one_error(ingested, tmp_path):
+    """A node whose model folder holds other weights than the driver's: the run stops, nothing is committed."""
+    from jasper_rag.ingest.ray_engine import RayIngestError, ingest_paths_ray
+
+    other = save_tiny_model(tmp_path / "other", seed=1)
+    store = make_store(tmp_path / "store")
+    try:
+        with pytest.raises(RayIngestError, match=r"is not the driver's .*give every node the same model"):
+            ingest_paths_ray([ingested["folder"]], load_tiny(ingested["model"]), str(other), store, progress=False)
+        assert store.documents() == []
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -77,7 +77,7 @@ def start_ray(workers: int) -> bool:
     logging.getLogger("ray").setLevel(logging.ERROR)  # before init: its start-up notices too
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # else one line per actor about its restart policy
     env = {name: value for name, value in os.environ.items() if name.startswith("JASPER_")}
-    options = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": False}
+    options: dict[str, object] = {"log_to_driver": False, "configure_logging": False}
     if env:
         options["runtime_env"] = {"env_vars": env}
     address = os.environ.get("RAY_ADDRESS")
@@ -122,8 +122,7 @@ class FileBatchWorker(Ingestor):
 
 class RayIngestor(Ingestor):
     """The local engine's run, with its files prepared and embedded by a pool of ``FileBatchWorker`` actors
-    that load ``model`` (the encoder given here is the same model: its identity binds the store, its tokenizer
-    is the workers')."""
+    that load ``model``, the model of ``encoder``: its identity binds the store and is checked in each actor."""
 
     def __init__(
         self, store: Store, encoder, model: str, settings: Settings, workers: int = 1, progress: bool = True
