@@ -22,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 STORES = ("faiss", "milvus")  # where the store keeps its vectors (jasper_rag.store.vectors; docs/scale.md)
+MILVUS_INDEXES = ("FLAT", "HNSW", "IVF_FLAT")  # vector indexes the Milvus backend builds (docs/scale.md)
 BACKENDS = ("torch", "onnx", "onnx-int8")  # inference backends of the text encoder (jasper_rag.backends)
 # The faster of torch and fp32 ONNX for the model on this machine, timed once and recorded (jasper_rag.backend_choice).
 AUTO_BACKEND = "auto"
@@ -98,6 +99,20 @@ class Settings(BaseSettings):
         None, description="Milvus credentials: 'user:password' or an API key (none for Milvus Lite)."
     )
     milvus_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the Milvus server to answer.")
+    milvus_index: str = Field(
+        "FLAT",
+        description="Index of the Milvus vector fields, built when a collection is created: 'FLAT' (exact), 'HNSW' "
+        "or 'IVF_FLAT' (approximate; docs/scale.md, 'ANN indexes on Milvus').",
+    )
+    milvus_hnsw_m: int = Field(16, ge=2, le=2048, description="HNSW on Milvus: links per vector (build).")
+    milvus_hnsw_ef_construction: int = Field(200, ge=1, description="HNSW on Milvus: candidates per insert (build).")
+    milvus_hnsw_ef: int = Field(
+        64, ge=1, description="HNSW on Milvus: candidates per query (search; raised to the query's k when smaller)."
+    )
+    milvus_ivf_nlist: int = Field(1024, ge=1, le=65536, description="IVF_FLAT on Milvus: clusters (build).")
+    milvus_ivf_nprobe: int = Field(
+        16, ge=1, le=65536, description="IVF_FLAT on Milvus: clusters searched per query (search; at most nlist)."
+    )
     ingest_max_file_mb: float = Field(50.0, gt=0, description="Ingestion refuses files larger than this.")
     ingest_commit_chunks: int = Field(2048, gt=0, description="Chunks embedded between two commits of the store.")
     ingest_max_pdf_pages: int = Field(2000, gt=0, description="Ingestion refuses PDFs with more pages than this.")
@@ -159,6 +174,23 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str) -> str:
         if value not in STORES:
             raise ValueError(f"unknown store {value!r}: JASPER_STORE must be one of {', '.join(STORES)}")
+        return value
+
+    @field_validator("milvus_index", mode="before")
+    @classmethod
+    def _known_milvus_index(cls, value: object) -> str:
+        name = str(value).upper()
+        if name not in MILVUS_INDEXES:
+            choices = ", ".join(MILVUS_INDEXES)
+            raise ValueError(f"unknown Milvus index {value!r}: JASPER_MILVUS_INDEX must be one of {choices}")
+        return name
+
+    @field_validator("milvus_ivf_nprobe")
+    @classmethod
+    def _nprobe_within_nlist(cls, value: int, info: ValidationInfo) -> int:
+        nlist = info.data.get("milvus_ivf_nlist")
+        if nlist is not None and value > nlist:
+            raise ValueError(f"{value} clusters searched, more than JASPER_MILVUS_IVF_NLIST={nlist} built")
         return value
 
     @property

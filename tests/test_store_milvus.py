@@ -4,6 +4,8 @@ too (the ``store_backend`` fixture)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -54,11 +56,43 @@ def records(count: int, seed: int = 0, per_file: int = 50) -> list[DocumentRecor
     return out
 
 
-def open_store(root, store: str) -> Store:
-    """A store of ``MODEL`` on its own SQLite database, with the vectors in ``store``."""
-    built = Store(f"sqlite:///{root / store}.db", root / store, settings=Settings(store=store))
+def open_store(root, store: str, **settings) -> Store:
+    """A store of ``MODEL`` on its own SQLite database, with the vectors in ``store`` (more ``settings``)."""
+    built = Store(f"sqlite:///{root / store}.db", root / store, settings=Settings(store=store, **settings))
     built.bind_model(MODEL)
     return built
+
+
+def reopen(store: Store, **settings) -> Store:
+    """Another process's view of ``store``, with these Milvus settings."""
+    return Store(store.url, store.index_dir, settings=Settings(store="milvus", **settings))
+
+
+def index_now(store: Store) -> None:
+    """Make Milvus Lite index every row now: it searches unflushed rows exhaustively and indexes flushed ones
+    in the background; loading the collection builds the indexes at once (once the background has written
+    the files it was writing: a load that reads one half-written fails, and is tried again)."""
+    from pymilvus import MilvusException
+
+    client, name = store.vectors.client, collection_name(store.store_id, MODEL)
+    client.flush(name)
+    client.release_collection(name)
+    for _ in range(50):
+        try:
+            client.load_collection(name)
+            return
+        except MilvusException:
+            time.sleep(0.2)
+    client.load_collection(name)
+
+
+def recall_at_10(store: Store, queries: np.ndarray) -> float:
+    """The share of the exact top-10 (inner products over the stored vectors) that the index finds."""
+    index = store.index("chunk", "full")
+    ids = np.sort(index.ids())
+    truth = ids[np.argsort(-(queries @ index.reconstruct(ids).T), axis=1)[:, :10]]
+    found = index.search(queries, 10)[1]
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
 
 
 def texts(store: Store) -> list[str]:
@@ -260,6 +294,64 @@ def test_a_collection_made_by_an_older_version_is_one_clear_error_until_rebuilt(
         reopened.bind_model(MODEL)
         reopened.commit(records(10))
     assert reopened.index("chunk", "full").ntotal == 10 and check(reopened).consistent
+
+
+@pytest.mark.parametrize(
+    ("index", "built", "few", "many"),
+    [
+        ("HNSW", {"milvus_hnsw_m": 16}, {"milvus_hnsw_ef": 10}, {"milvus_hnsw_ef": 400}),
+        ("IVF_FLAT", {"milvus_ivf_nlist": 64}, {"milvus_ivf_nprobe": 1}, {"milvus_ivf_nprobe": 64}),
+    ],
+)
+def test_an_ann_index_is_built_and_searched_with_its_parameters(tmp_path, index, built, few, many) -> None:
+    store = open_store(tmp_path, "milvus", milvus_index=index, **built, **many)
+    with store.writer():
+        store.commit(records(3000))
+    index_now(store)
+    queries = normalize_rows(np.random.default_rng(11).standard_normal((50, 64)))
+    assert store.index("chunk", "full").index_type == index
+    assert store.index_states()[("chunk", "full")].factory == f"milvus {index}"
+    assert recall_at_10(store, queries) >= 0.97  # nearly exhaustive: every cluster, a wide beam
+    assert recall_at_10(reopen(store, milvus_index=index, **built, **few), queries) < 0.9  # the index is real
+    assert check(store).consistent
+
+
+def test_a_collection_with_another_index_says_so_and_doctor_rebuilds_it(tmp_path, caplog) -> None:
+    store = open_store(tmp_path, "milvus", milvus_index="HNSW")
+    with store.writer():
+        store.commit(records(200))
+    wider = reopen(store, milvus_index="HNSW", milvus_hnsw_m=32)  # build parameters count too
+    assert (
+        "as HNSW M=16 efConstruction=200, not as configured (JASPER_MILVUS_INDEX: HNSW M=32 efConstruction=200)"
+        in (wider.vectors.index_problems(MODEL)[0])
+    )
+    flat = reopen(store)  # configured: FLAT
+    with caplog.at_level("WARNING"):
+        assert flat.index("chunk", "full").index_type == "HNSW"  # searched with the index it has
+    assert "indexes v_full as HNSW, not as configured (JASPER_MILVUS_INDEX: FLAT)" in caplog.text
+    report = check(flat)
+    assert not report.consistent and "v_d8 as HNSW" in report.render()
+    assert repair(flat).consistent
+    assert flat.index("chunk", "full").index_type == "FLAT" and flat.index("chunk", "d8").index_type == "FLAT"
+    query = normalize_rows(np.ones((1, 64)))
+    assert (
+        flat.index("chunk", "full").search(query, 5)[1].tolist()
+        == store.index("chunk", "full").search(query, 5)[1].tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"milvus_index": "IVF_PQ"}, "JASPER_MILVUS_INDEX must be one of FLAT, HNSW, IVF_FLAT"),
+        ({"milvus_ivf_nlist": 8, "milvus_ivf_nprobe": 9}, "more than JASPER_MILVUS_IVF_NLIST=8"),
+        ({"milvus_hnsw_m": 1}, "greater than or equal to 2"),
+    ],
+)
+def test_bad_milvus_index_settings_are_refused(settings, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(store="milvus", **settings)
+    assert Settings(milvus_index="hnsw").milvus_index == "HNSW"
 
 
 def test_a_store_opens_only_with_the_backend_that_built_it(tmp_path) -> None:

@@ -7,7 +7,9 @@ and marks documents whose vectors are missing as ``stale`` (their rows go; the n
 them again), all in one commit. When the FAISS file SQL names is unreadable, repair starts from the
 newest older generation still on disk that loads (the previous one is kept one commit longer), so
 only documents whose vectors it lacks become stale.
-Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``.
+Leftover files of interrupted runs are garbage, not drift: reported, and deleted by ``--repair``. A Milvus
+collection whose vector index is not the configured one (``JASPER_MILVUS_INDEX``) is reported too, and
+repair builds it as configured.
 The lexical index SQL names must open and hold exactly the embedded entries, each once; repair
 rebuilds what differs from the stored texts (an unreadable one from scratch).
 """
@@ -173,6 +175,8 @@ def check(store: Store) -> DoctorReport:
         for kind, head in states
         if head not in heads
     ]
+    if store.model is not None:
+        problems += store.vectors.index_problems(store.model)
     checks = []
     for kind in EntryKind.ALL:
         sql_ids = store.embedded_ids(kind)
@@ -246,4 +250,6 @@ def repair(store: Store) -> DoctorReport:
             store.replace_vectors(kept, sorted(stale_documents), dropped)  # re-syncs the lexical index if needed
             if report.lexical is not None and not report.lexical.ok:
                 store.sync_lexical(force=True)
+            if store.model is not None:
+                store.rebuild_indexes()
     return check(store)

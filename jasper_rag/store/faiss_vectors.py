@@ -53,6 +53,14 @@ class FaissVectors:
             rebuilt[(kind, head)] = fresh
         self._save(session, rebuilt)
 
+    def index_problems(self, model: ModelIdentity) -> list[str]:
+        """None: each FAISS file keeps the factory it was built with (``JASPER_INDEX_FACTORY`` applies to new
+        indexes), which ``index_state`` records and loading uses."""
+        return []
+
+    def rebuild_indexes(self, session: Session, model: ModelIdentity) -> None:
+        """Nothing to rebuild (see ``index_problems``)."""
+
     def committed(self) -> None:
         """Nothing to do: the commit switched to the new files."""
 

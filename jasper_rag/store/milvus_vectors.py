@@ -2,10 +2,11 @@
 
 One collection per store and model (``jasper_<store id>_<model fingerprint>``), one row per embedded
 entry: the primary key is the SQL entry id, the scalar fields ``kind``, ``file_type`` (lower-cased),
-``path`` and ``reversed_path`` (the path lower-cased and reversed) describe it, and one FLAT inner-product
+``path`` and ``reversed_path`` (the path lower-cased and reversed) describe it, and one inner-product
 vector field per model head holds its vectors (docs/scale.md says why one collection rather than one per
-head). Searches and reads are strongly consistent. A search's file filters become an expression on the
-scalar fields (``filter_expression``), never a list of ids.
+head), indexed as ``JASPER_MILVUS_INDEX`` says when the collection is created (FLAT, HNSW or IVF_FLAT:
+``IndexConfig``). Searches and reads are strongly consistent. A search's file filters become an expression
+on the scalar fields (``filter_expression``), never a list of ids.
 
 Write order (SQL stays the source of truth): a commit *upserts* the new rows before the SQL transaction
 commits and records the ids it deletes in SQL (``pending_vector_deletes``, same transaction); the
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -38,16 +41,77 @@ from jasper_rag.store.vectors import (
     record_state,
 )
 
+if TYPE_CHECKING:
+    from jasper_rag.config import Settings
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'jasper-rag[milvus]'"
-FACTORY = "milvus FLAT"  # what ``index_state.factory`` records: exact inner-product search
-METRIC = {"metric_type": "IP"}
+METRIC = "IP"
 WRITE_BATCH = 1000  # rows per upsert, ids per delete or get
 MAX_LIMIT = 16384  # Milvus's largest top-k
 PATH_LENGTH = 65535  # Milvus's longest VARCHAR (``Document.path`` holds 4096 characters)
 FIELD = re.compile(r"[^A-Za-z0-9_]")
 SCALAR_FIELDS = ("id", "kind", "file_type", "path", "reversed_path")
+REPAIR = "`jasper-rag doctor --repair`"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """The vector index the settings ask for (``JASPER_MILVUS_INDEX`` and its ``JASPER_MILVUS_HNSW_*`` /
+    ``JASPER_MILVUS_IVF_*`` parameters): built when a collection is created; its search parameters are
+    used for whichever of these indexes a collection has."""
+
+    index_type: str
+    hnsw_m: int
+    hnsw_ef_construction: int
+    hnsw_ef: int
+    ivf_nlist: int
+    ivf_nprobe: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IndexConfig:
+        return cls(
+            settings.milvus_index,
+            settings.milvus_hnsw_m,
+            settings.milvus_hnsw_ef_construction,
+            settings.milvus_hnsw_ef,
+            settings.milvus_ivf_nlist,
+            settings.milvus_ivf_nprobe,
+        )
+
+    def build_params(self) -> dict[str, int]:
+        if self.index_type == "HNSW":
+            return {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction}
+        if self.index_type == "IVF_FLAT":
+            return {"nlist": self.ivf_nlist}
+        return {}
+
+    def search_params(self, index_type: str, k: int) -> dict[str, Any]:
+        """The search parameters of a field indexed with ``index_type`` (HNSW's ``ef`` is at least ``k``, as
+        Milvus requires)."""
+        params = {"HNSW": {"ef": max(self.hnsw_ef, k)}, "IVF_FLAT": {"nprobe": self.ivf_nprobe}}
+        return {"metric_type": METRIC, "params": params.get(index_type, {})}
+
+    def describe(self) -> str:
+        """``"HNSW M=16 efConstruction=200"``: the index and its build parameters."""
+        return " ".join([self.index_type, *(f"{key}={value}" for key, value in self.build_params().items())])
+
+    def differs(self, described: dict[str, Any] | None) -> bool:
+        """Whether an index as ``describe_index`` reports it (None: no index) is not this one (build parameters
+        compared where Milvus reports them; Milvus Lite reports only the index type and metric)."""
+        if described is None or str(described.get("index_type", "")).upper() != self.index_type:
+            return True
+        if str(described.get("metric_type", METRIC)).upper() != METRIC:
+            return True
+        reported = build_params(described)
+        return any(str(reported.get(key, value)) != str(value) for key, value in self.build_params().items())
+
+
+def build_params(described: dict[str, Any]) -> dict[str, Any]:
+    """The build parameters in a ``describe_index`` answer: top-level entries, or a ``params`` dict."""
+    nested = described.get("params")
+    return {**described, **nested} if isinstance(nested, dict) else described
 
 
 def field_name(head: str) -> str:
@@ -152,17 +216,21 @@ def connect(uri: str, token: str | None, timeout: float):
 
 
 class MilvusIndex:
-    """The vectors of one (kind, head) in the store's collection: the ``VectorSearch`` reads, live."""
+    """The vectors of one (kind, head) in the store's collection: the ``VectorSearch`` reads, live.
+    ``index_type``: the field's index, searched with ``config``'s parameters for it."""
 
-    factory = FACTORY
-
-    def __init__(self, client, collection: str, kind: str, head: str, dim: int) -> None:
+    def __init__(
+        self, client, collection: str, kind: str, head: str, dim: int, index_type: str, config: IndexConfig
+    ) -> None:
         self.client = client
         self.collection = collection
         self.kind = kind
         self.field = field_name(head)
         self._dim = dim
         self.where = f'kind == "{kind}"'
+        self.index_type = index_type
+        self.config = config
+        self.factory = f"milvus {index_type}"
 
     @property
     def dim(self) -> int:
@@ -201,7 +269,7 @@ class MilvusIndex:
             anns_field=self.field,
             limit=min(k, MAX_LIMIT),
             filter=where,
-            search_params=METRIC,
+            search_params=self.config.search_params(self.index_type, min(k, MAX_LIMIT)),
             output_fields=["id"],
         )
         for row, hits in enumerate(results):
@@ -230,20 +298,64 @@ class MilvusVectors:
 
     name = "milvus"
 
-    def __init__(self, uri: str, token: str | None, timeout: float, store_id: str, sessions: sessionmaker) -> None:
+    def __init__(
+        self, uri: str, token: str | None, timeout: float, store_id: str, sessions: sessionmaker, config: IndexConfig
+    ) -> None:
         self.uri = uri
         self.store_id = store_id
         self.sessions = sessions
+        self.config = config
         self.client = connect(uri, token, timeout)
         self._upserted: list[int] = []  # by the write whose transaction has not committed yet
         self._deletes: list[int] = []  # recorded by that write, to run once it commits
         self._layout_ok: set[str] = set()  # collections known to have this version's fields
+        self._warned: set[tuple[str, str]] = set()  # (collection, field) whose other index was reported
 
     def collection(self, model: ModelIdentity) -> str:
         return collection_name(self.store_id, model)
 
     def load(self, model: ModelIdentity, kind: str, head: str, state: IndexState) -> MilvusIndex:
-        return MilvusIndex(self.client, self._checked(self.collection(model)), kind, head, state.dim)
+        """The (kind, head) vectors, searched with the index the field has: when that is not the configured
+        one, a warning says so (once per field) and how to rebuild it."""
+        name = self._checked(self.collection(model))
+        described = self._describe_index(name, head)
+        if described is None:
+            raise StoreBackendError(self._mismatch(name, head, described))
+        if self.config.differs(described) and (name, head) not in self._warned:
+            self._warned.add((name, head))
+            log.warning("%s", self._mismatch(name, head, described))
+        return MilvusIndex(self.client, name, kind, head, state.dim, described["index_type"], self.config)
+
+    def index_problems(self, model: ModelIdentity) -> list[str]:
+        """How the indexes of ``model``'s collection differ from the configured one (doctor reports them;
+        ``rebuild_indexes`` builds them as configured)."""
+        name = self.collection(model)
+        if not self.client.has_collection(name):
+            return []
+        problems = []
+        for head in model.heads:
+            described = self._describe_index(name, head)
+            if self.config.differs(described):
+                problems.append(self._mismatch(name, head, described))
+        return problems
+
+    def rebuild_indexes(self, session: Session, model: ModelIdentity) -> None:
+        """Replace every vector index of ``model``'s collection that is not the configured one (writer lock
+        held; records new generations in ``session`` so that readers load the new index)."""
+        name = self.collection(model)
+        wrong = [head for head in model.heads if self.config.differs(self._describe_index(name, head))]
+        if not wrong:
+            return
+        self.client.release_collection(name)
+        for head in wrong:
+            described = self._describe_index(name, head)
+            if described is not None:  # (Milvus Lite drops every index of the collection at once)
+                self.client.drop_index(name, described["index_name"])
+        missing = [head for head in model.heads if self._describe_index(name, head) is None]
+        self.client.create_index(name, self._index_params(missing))
+        self.client.load_collection(name)
+        for state in session.scalars(select(IndexState).where(IndexState.head.in_(missing))):
+            record_state(session, state.kind, state.head, state.dim, f"milvus {self.config.index_type}", state.count)
 
     def write(self, session: Session, model: ModelIdentity, changes: VectorChanges) -> None:
         name = self._ensure_collection(model)
@@ -266,19 +378,21 @@ class MilvusVectors:
         removed = sorted({int(i) for ids in changes.removed.values() for i in ids})
         session.add_all(PendingVectorDelete(id=entry_id) for entry_id in removed)
         self._deletes = removed
+        factories = self._factories(name, model.heads)
         for kind, (added, dropped) in changes.counts().items():
             for head, dim in model.heads.items():
                 state = session.get(IndexState, (kind, head))
                 before = state.count if state is not None else 0
-                record_state(session, kind, head, dim, FACTORY, before + added - dropped)
+                record_state(session, kind, head, dim, factories[head], before + added - dropped)
 
     def replace(self, session: Session, model: ModelIdentity, kept: KeptVectors) -> None:
         name = self._ensure_collection(model)
+        factories = self._factories(name, model.heads)
         for (kind, head), (ids, source) in kept.items():
-            stored = source.ids() if source is not None else MilvusIndex(self.client, name, kind, head, 1).ids()
+            stored = source.ids() if source is not None else self._index(name, kind, head).ids()
             for batch in batches(np.setdiff1d(stored, ids).tolist()):
                 self.client.delete(name, ids=list(batch))
-            record_state(session, kind, head, model.heads[head], FACTORY, len(ids))
+            record_state(session, kind, head, model.heads[head], factories[head], len(ids))
 
     def committed(self) -> None:
         """Run the deletes the committed transaction recorded; when Milvus fails now, the commit stands and
@@ -359,8 +473,55 @@ class MilvusVectors:
             self._layout_ok.add(name)
         return name
 
+    def _describe_index(self, name: str, head: str) -> dict[str, Any] | None:
+        """The index of a head's field as Milvus reports it (``index_type``, ``metric_type``, ``index_name``...;
+        None when the field has none)."""
+        field = field_name(head)
+        for index_name in self.client.list_indexes(name, field_name=field):
+            described = self.client.describe_index(name, index_name)
+            if described and described.get("field_name", field) == field:
+                return {"index_name": index_name, **described}
+        return None
+
+    def _mismatch(self, name: str, head: str, described: dict[str, Any] | None) -> str:
+        """How a head's field is indexed against the configured index, and what to do about it."""
+        configured = f"configured (JASPER_MILVUS_INDEX: {self.config.describe()})"
+        if described is None:
+            return f"the Milvus collection {name} has no index on {field_name(head)}, {configured}: {REPAIR} builds it"
+        reported = build_params(described)
+        found = " ".join(
+            [str(described["index_type"]), *(f"{k}={reported[k]}" for k in self.config.build_params() if k in reported)]
+        )
+        return (
+            f"the Milvus collection {name} indexes {field_name(head)} as {found}, not as {configured}; searches "
+            f"use its own index until {REPAIR} rebuilds it as configured"
+        )
+
+    def _factories(self, name: str, heads: Iterable[str]) -> dict[str, str]:
+        """What ``index_state.factory`` records for each head: the index its field has."""
+        described = {head: self._describe_index(name, head) for head in heads}
+        return {head: f"milvus {found['index_type'] if found else 'none'}" for head, found in described.items()}
+
+    def _index(self, name: str, kind: str, head: str) -> MilvusIndex:
+        return MilvusIndex(self.client, name, kind, head, 1, self.config.index_type, self.config)
+
+    def _index_params(self, heads: Sequence[str]):
+        """Pymilvus index parameters: the configured index on the fields of ``heads``. The build parameters
+        travel as one JSON ``params`` entry, which Milvus servers and Milvus Lite both read (given as
+        ``params=build``, pymilvus 3 sends each as its own entry, which Milvus Lite ignores)."""
+        params = self.client.prepare_index_params()
+        for head in heads:
+            params.add_index(
+                field_name(head),
+                index_name=field_name(head),
+                index_type=self.config.index_type,
+                metric_type=METRIC,
+                params={"params": self.config.build_params()},
+            )
+        return params
+
     def _ensure_collection(self, model: ModelIdentity) -> str:
-        """The model's collection, created (FLAT inner-product index per head, strong consistency) if new."""
+        """The model's collection, created (the configured index per head, strong consistency) if new."""
         from pymilvus import DataType, MilvusClient
 
         name = self.collection(model)
@@ -372,13 +533,12 @@ class MilvusVectors:
         schema.add_field("file_type", DataType.VARCHAR, max_length=16)
         schema.add_field("path", DataType.VARCHAR, max_length=PATH_LENGTH)
         schema.add_field("reversed_path", DataType.VARCHAR, max_length=PATH_LENGTH)
-        index_params = self.client.prepare_index_params()
         fields = [field_name(head) for head in model.heads]
         if len(set(fields)) != len(fields):
             raise StoreBackendError(f"the model's heads {sorted(model.heads)} do not map to distinct Milvus fields")
         for head, dim in model.heads.items():
             schema.add_field(field_name(head), DataType.FLOAT_VECTOR, dim=dim)
-            index_params.add_index(field_name(head), index_type="FLAT", **METRIC)
+        index_params = self._index_params(list(model.heads))
         self.client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
         self._layout_ok.add(name)
         return name

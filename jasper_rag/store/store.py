@@ -208,11 +208,12 @@ class Store:
             elif meta.value != settings.store:
                 meta.value = settings.store  # no vectors yet: the store takes the configured backend
         if settings.store == "milvus":
-            from jasper_rag.store.milvus_vectors import MilvusVectors
+            from jasper_rag.store.milvus_vectors import IndexConfig, MilvusVectors
 
             uri = settings.milvus_uri or str(self.index_dir / "milvus.db")
             token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
-            return MilvusVectors(uri, token, settings.milvus_timeout_s, self.store_id, self.sessions)
+            config = IndexConfig.from_settings(settings)
+            return MilvusVectors(uri, token, settings.milvus_timeout_s, self.store_id, self.sessions, config)
         return FaissVectors(self.index_path, self.factory)
 
     def _store_id(self) -> str:
@@ -578,6 +579,12 @@ class Store:
                 session.execute(delete(IndexState).where(IndexState.kind == kind, IndexState.head == head))
             if kept:
                 self.vectors.replace(session, self.model, kept)
+
+    def rebuild_indexes(self) -> None:
+        """Doctor's repair: build every vector index that is not the configured one anew (writer lock held)."""
+        with self.sessions() as session, session.begin():
+            self.vectors.rebuild_indexes(session, self.model)
+        self.refresh()
 
     # ----------------------------------------------------------------- the lexical index
     def _stage_lexical(self, session: Session, empty: bool = False) -> tuple[int, LexicalIndex]:

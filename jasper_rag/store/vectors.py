@@ -159,6 +159,14 @@ class VectorBackend(Protocol):
         given source (None: none are kept), recorded in ``session``."""
         ...
 
+    def index_problems(self, model: ModelIdentity) -> list[str]:
+        """How the indexes of ``model``'s vectors differ from the configured index (``doctor`` reports them)."""
+        ...
+
+    def rebuild_indexes(self, session: Session, model: ModelIdentity) -> None:
+        """``doctor --repair``: build the indexes ``index_problems`` names as configured, recorded in ``session``."""
+        ...
+
     def committed(self) -> None:
         """The SQL transaction of the last ``write`` / ``replace`` committed."""
         ...
