@@ -260,7 +260,7 @@ def sizing_markdown(payload: dict) -> str:
     )
     ray_line = (
         f"- Ray: one worker {_n(ingest['ray_one_worker'])} chunks/s, two workers keep "
-        f"{ingest['ray_efficiency']:.0%} of twice that: **{ingest['ray_workers']:,} workers** of this machine's size "
+        f"{ingest['ray_efficiency']:.0%} of twice that: **{ingest['ray_workers']:,} one-CPU workers** (as measured) "
         f"reach {_n(ingest['needed_chunks_per_s'])} chunks/s."
         if "ray_workers" in ingest
         else "- Ray: no `ray-ingest.json` yet (`make bench-ray`), so no worker count."
@@ -301,8 +301,7 @@ def sizing_markdown(payload: dict) -> str:
             ray_line,
             f"- Writing: one writer's {_n(ingest['writer_chunks_per_s'], 0)} chunks/s takes "
             f"{_n(ingest['one_writer_hours'], 1)} hours for the corpus; {ingest['writers']} parallel writer(s) reach "
-            "the rate: a Milvus collection with that many shards (one write channel each), or the corpus split over "
-            "that many stores.",
+            "the rate; a store takes one writer at a time, so that many stores, each with its own writer.",
             "- Memory: the layouts table's last two columns (vectors only; replicas multiply it).",
             "",
         ]
