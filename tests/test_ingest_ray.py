@@ -202,3 +202,30 @@ def test_bench_report_renders_every_run_from_the_json():
     text = full_markdown(payload)
     assert "| local |  | 10.0 (9.0–11.0) | 50.0 | 1.00x |" in text
     assert "| ray | 2 | 20.0 (9.0–11.0) | 25.0 | 0.50x |" in text and "4.2 s" in text
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("head-node", "expected host:port"),
+        ("127.0.0.1:notaport", "expected host:port"),
+        ("127.0.0.1:1", "cannot reach"),
+    ],
+)
+def test_a_ray_address_that_cannot_work_fails_fast(address, message):
+    from jasper_rag.ingest.ray_engine import RayIngestError, check_reachable
+
+    with pytest.raises(RayIngestError, match=message):
+        check_reachable(address, timeout=2.0)
+
+
+def test_a_listening_ray_address_passes_the_check():
+    import socket
+
+    from jasper_rag.ingest.ray_engine import check_reachable
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable(f"ray://127.0.0.1:{server.getsockname()[1]}")
+        check_reachable("auto")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,7 @@ from jasper_rag.store.heads import ModelIdentity
 RAY_EXTRA = "pip install 'jasper-rag[ray]'"
 MAX_FILES_PER_BATCH = 64  # files per call of a worker: their texts are embedded together
 BATCHES_PER_WORKER = 4  # smaller batches when there are few files, so that every worker gets some
+CONNECT_TIMEOUT_S = 10.0  # a RAY_ADDRESS that does not answer: ray.init itself would wait minutes
 
 
 class RayUnavailableError(RuntimeError):
@@ -81,6 +83,8 @@ def start_ray(workers: int) -> bool:
     if env:
         options["runtime_env"] = {"env_vars": env}
     address = os.environ.get("RAY_ADDRESS")
+    if address:
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, **options)
@@ -91,6 +95,20 @@ def start_ray(workers: int) -> bool:
         cause = f" ({type(err.__cause__).__name__}: {last_line(err.__cause__)})" if err.__cause__ else ""
         raise RayIngestError(f"cannot {where}: {type(err).__name__}: {last_line(err)}{cause}") from None
     return True
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail in one line, within ``timeout`` seconds, when ``RAY_ADDRESS`` is malformed or nothing listens
+    there (``auto`` and ``local`` are Ray's own words and are left to it)."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayIngestError(f"RAY_ADDRESS={address}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RayIngestError(f"cannot reach RAY_ADDRESS={address} within {timeout:g} s: {err}") from None
 
 
 class FileBatchWorker(Ingestor):
