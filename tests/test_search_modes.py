@@ -1,4 +1,7 @@
-"""Search modes (dense / lexical / hybrid), filters inside the search, and the store's lexical index lifecycle."""
+"""Search modes (dense / lexical / hybrid), filters inside the search, and the store's lexical index lifecycle.
+
+Tests that take ``corpus`` run on FAISS + tantivy and on Milvus (whose lexical side is its own BM25, in the
+rows of its vectors); ``tantivy_corpus`` tests are about tantivy's generation folders."""
 
 from __future__ import annotations
 
@@ -32,6 +35,15 @@ def _ingest(folder, encoder, settings) -> None:
 
 @pytest.fixture
 def corpus(tmp_path, tiny_encoder, store_backend):
+    return _corpus(tmp_path, tiny_encoder)
+
+
+@pytest.fixture
+def tantivy_corpus(tmp_path, tiny_encoder):
+    return _corpus(tmp_path, tiny_encoder)
+
+
+def _corpus(tmp_path, tiny_encoder) -> tuple[Searcher, object, Settings]:
     folder = tmp_path / "docs"
     (folder / "many").mkdir(parents=True)
     (folder / "few").mkdir()
@@ -115,14 +127,25 @@ def test_lexical_index_follows_changes_and_deletions(corpus, tiny_encoder) -> No
     assert check(store).lexical.ok
 
 
-def test_a_failed_commit_leaves_the_lexical_index_as_it_was(corpus, tiny_encoder, monkeypatch) -> None:
+def test_a_failed_commit_leaves_the_lexical_index_as_it_was(corpus, tiny_encoder, monkeypatch, store_backend) -> None:
     searcher, folder, settings = corpus
     before = searcher.store.lexical_generation
 
-    def fail(self):
+    def fail(self, *args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(LexicalIndex, "commit", fail)
+    if store_backend == "milvus":  # the lexical side is written with the vectors: fail right after that upsert
+        from jasper_rag.store.milvus_vectors import MilvusVectors
+
+        upsert = MilvusVectors.write
+
+        def upsert_and_fail(self, *args) -> None:
+            upsert(self, *args)
+            fail(self)
+
+        monkeypatch.setattr(MilvusVectors, "write", upsert_and_fail)
+    else:
+        monkeypatch.setattr(LexicalIndex, "commit", fail)
     (folder / "few" / "page2.md").write_text("# Page 2\n\nquokka")
     store = Store.open(settings)
     with pytest.raises(OSError, match="No space left"):
@@ -135,8 +158,8 @@ def test_a_failed_commit_leaves_the_lexical_index_as_it_was(corpus, tiny_encoder
     assert report.consistent, report.render()
 
 
-def test_doctor_reports_and_rebuilds_a_lost_lexical_index(corpus) -> None:
-    searcher, _, _ = corpus
+def test_doctor_reports_and_rebuilds_a_lost_lexical_index(tantivy_corpus) -> None:
+    searcher, _, _ = tantivy_corpus
     store = searcher.store
     shutil.rmtree(store.lexical_path(store.lexical_generation))
     report = check(store)
@@ -146,8 +169,8 @@ def test_doctor_reports_and_rebuilds_a_lost_lexical_index(corpus) -> None:
     assert len(searcher.search("XJ-4471", k=3, mode="lexical")) == 3
 
 
-def test_store_without_lexical_index_searches_dense_until_a_writer_builds_it(corpus, caplog) -> None:
-    searcher, _, _ = corpus
+def test_store_without_lexical_index_searches_dense_until_a_writer_builds_it(tantivy_corpus, caplog) -> None:
+    searcher, _, _ = tantivy_corpus
     store = searcher.store
     with store.sessions() as session, session.begin():
         session.execute(delete(StoreMeta).where(StoreMeta.key == LEXICAL_KEY))

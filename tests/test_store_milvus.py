@@ -204,6 +204,28 @@ def test_milvus_filters_match_exactly_what_sql_matches(tmp_path, monkeypatch) ->
         (faiss_ids, faiss_scores), (milvus_ids, milvus_scores) = found
         assert np.array_equal(faiss_ids, milvus_ids), name  # the same hits, in the same order
         np.testing.assert_allclose(faiss_scores[faiss_ids >= 0], milvus_scores[milvus_ids >= 0], atol=1e-5)
+        for store in stores:  # tantivy through the SQL ids, Milvus BM25 through the expression
+            _, ids = store.lexical().search(["chunk"], len(files), ["chunk"], store.scope(where))
+            assert sorted(ids[0][ids[0] >= 0].tolist()) == store.scope(where).ids.tolist(), (name, store.vectors.name)
+
+
+def test_milvus_bm25_ranks_as_tantivy_does(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    words = "river rivers mountain running runs runner garden flowering cats dog paris france the and of in".split()
+    texts = [" ".join(rng.choice(words, rng.integers(3, 30))) for _ in range(300)]
+    stores = open_store(tmp_path, "faiss"), open_store(tmp_path, "milvus")
+    for store in stores:
+        files = [document(f"/d/{n:03d}.txt", "txt", 30, seed=n, first=n) for n in range(0, 300, 30)]
+        for entry, text in zip((e for f in files for e in f.entries), texts, strict=True):
+            entry.text = text
+        with store.writer():
+            store.commit(files)
+    queries = ["running cats", "mountains flowering in Paris", "the river", "gardens of France", "the and of", ""]
+    (tantivy_scores, tantivy_ids), (milvus_scores, milvus_ids) = (s.lexical().search(queries, 10) for s in stores)
+    assert np.array_equal(milvus_ids, tantivy_ids)  # the same stems, stop words and BM25 (k1 1.2, b 0.75)
+    np.testing.assert_allclose(milvus_scores, tantivy_scores, rtol=1e-4)
+    assert (milvus_scores[:4] > 0).all() and (milvus_ids[4:] == -1).all()  # stop words and nothing find nothing
+    assert np.array_equal(stores[1].lexical().ids(), np.sort(stores[1].index("chunk", "full").ids()))
 
 
 def test_a_crash_between_the_upsert_and_the_sql_commit_leaves_the_committed_state(tmp_path, monkeypatch):
@@ -211,10 +233,13 @@ def test_a_crash_between_the_upsert_and_the_sql_commit_leaves_the_committed_stat
     with store.writer():
         store.commit(records(100))
 
-    def die(*_args, **_kwargs):
+    upsert = MilvusVectors.write
+
+    def upsert_and_die(self, *args) -> None:
+        upsert(self, *args)
         raise KeyboardInterrupt  # the process dies after the upsert, before SQL commits
 
-    monkeypatch.setattr(Store, "_stage_lexical", die)
+    monkeypatch.setattr(MilvusVectors, "write", upsert_and_die)
     monkeypatch.setattr(MilvusVectors, "discard", lambda self: None)  # a dead process cleans nothing up
     with pytest.raises(KeyboardInterrupt), store.writer():
         store.commit(records(60, seed=3, per_file=30), deleted_paths=["/docs/f000.txt"])
@@ -256,10 +281,11 @@ def test_doctor_repairs_milvus_drift(tmp_path) -> None:
     client, name = store.vectors.client, collection_name(store.store_id, MODEL)
     lost = int(store.entry_ids(EntryFilter.of(["md"]))[0])
     client.delete(name, ids=[lost])  # a vector lost
-    fields = ["kind", "file_type", "path", "reversed_path", "v_full", "v_d8"]
+    fields = ["kind", "file_type", "path", "reversed_path", "terms", "v_full", "v_d8"]
     row = client.get(name, ids=[lost + 1], output_fields=fields)[0]
     client.upsert(name, [{**{f: row[f] for f in fields}, "id": 3}])  # a vector without a row (a deleted entry's id)
     report = check(store)
+    assert (report.lexical.missing, report.lexical.extra) == (1, 1)  # the BM25 side is the same rows
     problems = {f"{c.kind}/{c.head}": c for c in report.checks if not c.ok}
     assert set(problems) == {"chunk/full", "chunk/d8"}
     assert problems["chunk/full"].missing.tolist() == [lost] and problems["chunk/full"].extra.tolist() == [3]
@@ -287,7 +313,9 @@ def test_a_collection_made_by_an_older_version_is_one_clear_error_until_rebuilt(
         index_params.add_index(f"v_{head}", index_type="FLAT", metric_type="IP")
     client.create_collection(name, schema=schema, index_params=index_params)
     reopened = Store(store.url, store.index_dir, settings=Settings(store="milvus"))
-    with pytest.raises(StoreBackendError, match=r"older jasper-rag \(no field reversed_path\).*ingest --rebuild"):
+    with pytest.raises(
+        StoreBackendError, match=r"older jasper-rag \(no field reversed_path, terms, bm25\).*ingest --rebuild"
+    ):
         reopened.index("chunk", "full")
     with reopened.writer():  # what `jasper-rag ingest --rebuild` does
         reopened.clear()
@@ -333,6 +361,8 @@ def test_a_collection_with_another_index_says_so_and_doctor_rebuilds_it(tmp_path
     assert not report.consistent and "v_d8 as HNSW" in report.render()
     assert repair(flat).consistent
     assert flat.index("chunk", "full").index_type == "FLAT" and flat.index("chunk", "d8").index_type == "FLAT"
+    assert "bm25" in flat.vectors.client.list_indexes(collection_name(flat.store_id, MODEL))  # Lite dropped it too
+    assert (flat.lexical().search(["chunk 7"], 3)[1] >= 0).all()
     query = normalize_rows(np.ones((1, 64)))
     assert (
         flat.index("chunk", "full").search(query, 5)[1].tolist()

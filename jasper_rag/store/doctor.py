@@ -11,7 +11,8 @@ Leftover files of interrupted runs are garbage, not drift: reported, and deleted
 collection whose vector index is not the configured one (``JASPER_MILVUS_INDEX``) is reported too, and
 repair builds it as configured.
 The lexical index SQL names must open and hold exactly the embedded entries, each once; repair
-rebuilds what differs from the stored texts (an unreadable one from scratch).
+rebuilds what differs from the stored texts (an unreadable one from scratch). On Milvus the lexical side
+is the rows of the vectors (``milvus_lexical``), which the vector checks and repair already cover.
 """
 
 from __future__ import annotations
@@ -192,12 +193,20 @@ def check(store: Store) -> DoctorReport:
 def _check_lexical(store: Store) -> LexicalCheck | None:
     """The lexical index against the embedded entries (None for a store that never had entries)."""
     sql_ids = np.concatenate([EMPTY, *(store.embedded_ids(kind) for kind in EntryKind.ALL)])
-    if not len(sql_ids) and store.lexical_generation is None:
-        return None
-    if store.lexical_generation is None:
-        return LexicalCheck(len(sql_ids), missing=len(sql_ids), error="no lexical index")
+    if store.vectors.keeps_lexical:  # the rows of the vectors: a Milvus collection
+        index = store.lexical()
+        if index is None:
+            return LexicalCheck(len(sql_ids), missing=len(sql_ids), error="no lexical index") if len(sql_ids) else None
+    else:
+        if not len(sql_ids) and store.lexical_generation is None:
+            return None
+        if store.lexical_generation is None:
+            return LexicalCheck(len(sql_ids), missing=len(sql_ids), error="no lexical index")
+        try:
+            index = LexicalIndex.open_existing(store.lexical_path(store.lexical_generation))
+        except LexicalIndexError as error:
+            return LexicalCheck(len(sql_ids), missing=len(sql_ids), error=str(error))
     try:
-        index = LexicalIndex.open_existing(store.lexical_path(store.lexical_generation))
         ids = index.ids()
     except LexicalIndexError as error:
         return LexicalCheck(len(sql_ids), missing=len(sql_ids), error=str(error))

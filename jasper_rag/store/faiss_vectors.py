@@ -24,6 +24,7 @@ class FaissVectors:
     """FAISS files named by ``index_path(kind, head, generation)``; new indexes built with ``factory``."""
 
     name = "faiss"
+    keeps_lexical = False  # the store keeps a tantivy index beside the files
 
     def __init__(self, index_path: Callable[[str, str, int], Path], factory: str = "Flat") -> None:
         self.index_path = index_path
@@ -32,6 +33,9 @@ class FaissVectors:
 
     def load(self, model: ModelIdentity | None, kind: str, head: str, state: IndexState) -> VectorIndex:
         return VectorIndex.load(self.index_path(kind, head, state.generation), state.factory)
+
+    def lexical(self, model: ModelIdentity) -> None:
+        """None: the store's tantivy index is the lexical side."""
 
     def write(self, session: Session, model: ModelIdentity, changes: VectorChanges) -> None:
         changed: dict[tuple[str, str], VectorIndex] = {}

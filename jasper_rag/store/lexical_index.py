@@ -56,6 +56,11 @@ def terms(text: str) -> list[str]:
     return _ANALYZER.analyze(text)
 
 
+def query_terms(query: str) -> list[str]:
+    """The query's first ``MAX_QUERY_TERMS`` distinct analysed terms: what a search looks for (an OR of them)."""
+    return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
+
+
 class QueryWords:
     """A query's words with their stems, analysed once for matching against many texts."""
 
@@ -164,10 +169,7 @@ class LexicalIndex:
             return []
         return self._entry_ids(searcher, self._run(searcher, self._query(words, limits), k))
 
-    @staticmethod
-    def _words(query: str) -> list[str]:
-        """The query's first ``MAX_QUERY_TERMS`` distinct analysed terms."""
-        return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
+    _words = staticmethod(query_terms)  # a method, so that the bench can time it (bench/hybrid.py)
 
     def _query(self, words: list[str], limits: list[tantivy.Query]) -> tantivy.Query:
         """An OR of the terms, within every limit (the limits do not score)."""

@@ -5,8 +5,9 @@ entry: the primary key is the SQL entry id, the scalar fields ``kind``, ``file_t
 ``path`` and ``reversed_path`` (the path lower-cased and reversed) describe it, and one inner-product
 vector field per model head holds its vectors (docs/scale.md says why one collection rather than one per
 head), indexed as ``JASPER_MILVUS_INDEX`` says when the collection is created (FLAT, HNSW or IVF_FLAT:
-``IndexConfig``). Searches and reads are strongly consistent. A search's file filters become an expression
-on the scalar fields (``filter_expression``), never a list of ids.
+``IndexConfig``). The entry's analysed text (``terms``) and its BM25 sparse vector make the store's
+lexical side (``milvus_lexical``). Searches and reads are strongly consistent. A search's file filters
+become an expression on the scalar fields (``milvus_common.filter_expression``), never a list of ids.
 
 Write order (SQL stays the source of truth): a commit *upserts* the new rows before the SQL transaction
 commits and records the ids it deletes in SQL (``pending_vector_deletes``, same transaction); the
@@ -31,9 +32,18 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jasper_rag.store.heads import ModelIdentity
+from jasper_rag.store.milvus_common import MAX_LIMIT, batches, filter_expression, literal, stored_ids
+from jasper_rag.store.milvus_lexical import (
+    ANALYZER,
+    BM25_PARAMS,
+    SPARSE_FIELD,
+    TERMS_BYTES,
+    TERMS_FIELD,
+    MilvusLexical,
+    analysed,
+)
 from jasper_rag.store.models import Entry, IndexState, PendingVectorDelete
 from jasper_rag.store.vectors import (
-    EntryFilter,
     KeptVectors,
     SearchScope,
     StoreBackendError,
@@ -48,11 +58,9 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'jasper-rag[milvus]'"
 METRIC = "IP"
-WRITE_BATCH = 1000  # rows per upsert, ids per delete or get
-MAX_LIMIT = 16384  # Milvus's largest top-k
 PATH_LENGTH = 65535  # Milvus's longest VARCHAR (``Document.path`` holds 4096 characters)
 FIELD = re.compile(r"[^A-Za-z0-9_]")
-SCALAR_FIELDS = ("id", "kind", "file_type", "path", "reversed_path")
+LAYOUT_FIELDS = ("id", "kind", "file_type", "path", "reversed_path", TERMS_FIELD, SPARSE_FIELD)
 REPAIR = "`jasper-rag doctor --repair`"
 
 
@@ -119,47 +127,17 @@ def field_name(head: str) -> str:
     return "v_" + FIELD.sub("_", head)
 
 
+def kind_filter(kind: str) -> str:
+    """The expression of the rows of one entry kind."""
+    return f"kind == {literal(kind)}"
+
+
 def collection_prefix(store_id: str) -> str:
     return f"jasper_{store_id}_"
 
 
 def collection_name(store_id: str, model: ModelIdentity) -> str:
     return collection_prefix(store_id) + FIELD.sub("_", model.fingerprint)
-
-
-def batches(items: Sequence, size: int = WRITE_BATCH) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def literal(text: str) -> str:
-    """``text`` as a Milvus string literal: double quotes, with backslashes, quotes and line breaks escaped, so
-    that no user text can end the literal or add to the expression."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    return f'"{escaped}"'
-
-
-def starts_with(field: str, prefix: str) -> str:
-    """``field`` starts with ``prefix`` (which ends in ``.`` or ``/``), as a range of strings: Milvus's LIKE
-    cannot escape ``%`` and ``_`` on every version, nor match a backslash in Milvus Lite; a range needs no
-    wildcards (VARCHARs compare by code point, as UTF-8 bytes do)."""
-    above = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return f"({field} >= {literal(prefix)} and {field} < {literal(above)})"
-
-
-def filter_expression(where: EntryFilter) -> str:
-    """The Milvus expression of ``where``, matching exactly the entries ``Store.entry_ids`` gives: a file type
-    equal to one of the types, or a lower-cased path ending in ``.<type>`` (its reversal starting with
-    ``<reversed type>.``); a path equal to a folder or starting with ``<folder>/``."""
-    parts = []
-    if where.file_types:
-        types = [f"file_type in [{', '.join(literal(t) for t in where.file_types)}]"]
-        types += [starts_with("reversed_path", t[::-1] + ".") for t in where.file_types]
-        parts.append("(" + " or ".join(types) + ")")
-    if where.folders:
-        folders = [f"path == {literal(f)} or {starts_with('path', f + '/')}" for f in where.folders]
-        parts.append("(" + " or ".join(folders) + ")")
-    return " and ".join(parts)
 
 
 class _Failures(logging.Handler):
@@ -227,7 +205,7 @@ class MilvusIndex:
         self.kind = kind
         self.field = field_name(head)
         self._dim = dim
-        self.where = f'kind == "{kind}"'
+        self.where = kind_filter(kind)
         self.index_type = index_type
         self.config = config
         self.factory = f"milvus {index_type}"
@@ -243,16 +221,7 @@ class MilvusIndex:
 
     def ids(self) -> np.ndarray:
         """Every id of this kind (in no particular order)."""
-        found: list[int] = []
-        iterator = self.client.query_iterator(
-            self.collection, batch_size=WRITE_BATCH * 4, filter=self.where, output_fields=["id"]
-        )
-        try:
-            while batch := iterator.next():
-                found.extend(row["id"] for row in batch)
-        finally:
-            iterator.close()
-        return np.asarray(found, dtype=np.int64)
+        return stored_ids(self.client, self.collection, self.where)
 
     def search(self, vectors: np.ndarray, k: int, scope: SearchScope | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner products per query row: ``(scores, ids)``, ids -1 (score -inf) where fewer exist.
@@ -297,6 +266,7 @@ class MilvusVectors:
     """One store's vectors in Milvus (see the module docstring for the write order)."""
 
     name = "milvus"
+    keeps_lexical = True  # the BM25 side lives in the same rows (``milvus_lexical``)
 
     def __init__(
         self, uri: str, token: str | None, timeout: float, store_id: str, sessions: sessionmaker, config: IndexConfig
@@ -309,7 +279,7 @@ class MilvusVectors:
         self._upserted: list[int] = []  # by the write whose transaction has not committed yet
         self._deletes: list[int] = []  # recorded by that write, to run once it commits
         self._layout_ok: set[str] = set()  # collections known to have this version's fields
-        self._warned: set[tuple[str, str]] = set()  # (collection, field) whose other index was reported
+        self._warned: set[tuple[str, str]] = set()  # (collection, head) whose other index was reported
 
     def collection(self, model: ModelIdentity) -> str:
         return collection_name(self.store_id, model)
@@ -318,13 +288,20 @@ class MilvusVectors:
         """The (kind, head) vectors, searched with the index the field has: when that is not the configured
         one, a warning says so (once per field) and how to rebuild it."""
         name = self._checked(self.collection(model))
-        described = self._describe_index(name, head)
+        described = self._describe_index(name, field_name(head))
         if described is None:
             raise StoreBackendError(self._mismatch(name, head, described))
         if self.config.differs(described) and (name, head) not in self._warned:
             self._warned.add((name, head))
             log.warning("%s", self._mismatch(name, head, described))
         return MilvusIndex(self.client, name, kind, head, state.dim, described["index_type"], self.config)
+
+    def lexical(self, model: ModelIdentity) -> MilvusLexical | None:
+        """BM25 search over the terms of ``model``'s collection (None before its first commit)."""
+        name = self.collection(model)
+        if name not in self._layout_ok and not self.client.has_collection(name):
+            return None
+        return MilvusLexical(self.client, self._checked(name))
 
     def index_problems(self, model: ModelIdentity) -> list[str]:
         """How the indexes of ``model``'s collection differ from the configured one (doctor reports them;
@@ -334,7 +311,7 @@ class MilvusVectors:
             return []
         problems = []
         for head in model.heads:
-            described = self._describe_index(name, head)
+            described = self._describe_index(name, field_name(head))
             if self.config.differs(described):
                 problems.append(self._mismatch(name, head, described))
         return problems
@@ -343,16 +320,17 @@ class MilvusVectors:
         """Replace every vector index of ``model``'s collection that is not the configured one (writer lock
         held; records new generations in ``session`` so that readers load the new index)."""
         name = self.collection(model)
-        wrong = [head for head in model.heads if self.config.differs(self._describe_index(name, head))]
+        wrong = [head for head in model.heads if self.config.differs(self._describe_index(name, field_name(head)))]
         if not wrong:
             return
         self.client.release_collection(name)
         for head in wrong:
-            described = self._describe_index(name, head)
-            if described is not None:  # (Milvus Lite drops every index of the collection at once)
+            described = self._describe_index(name, field_name(head))
+            if described is not None:
                 self.client.drop_index(name, described["index_name"])
-        missing = [head for head in model.heads if self._describe_index(name, head) is None]
-        self.client.create_index(name, self._index_params(missing))
+        # Milvus Lite drops every index of the collection at once: build whatever is left without one
+        missing = [head for head in model.heads if self._describe_index(name, field_name(head)) is None]
+        self.client.create_index(name, self._index_params(missing, self._describe_index(name, SPARSE_FIELD) is None))
         self.client.load_collection(name)
         for state in session.scalars(select(IndexState).where(IndexState.head.in_(missing))):
             record_state(session, state.kind, state.head, state.dim, f"milvus {self.config.index_type}", state.count)
@@ -367,6 +345,7 @@ class MilvusVectors:
                 "file_type": part.file_type.lower(),
                 "path": part.path,
                 "reversed_path": part.path.lower()[::-1],
+                TERMS_FIELD: analysed(part.texts[place]),
                 **{fields[head]: part.vectors[head][place] for head in model.heads},
             }
             for part in changes.added
@@ -389,7 +368,7 @@ class MilvusVectors:
         name = self._ensure_collection(model)
         factories = self._factories(name, model.heads)
         for (kind, head), (ids, source) in kept.items():
-            stored = source.ids() if source is not None else self._index(name, kind, head).ids()
+            stored = source.ids() if source is not None else stored_ids(self.client, name, kind_filter(kind))
             for batch in batches(np.setdiff1d(stored, ids).tolist()):
                 self.client.delete(name, ids=list(batch))
             record_state(session, kind, head, model.heads[head], factories[head], len(ids))
@@ -464,7 +443,7 @@ class MilvusVectors:
         version, without them, is one clear error: its filters could not run)."""
         if name not in self._layout_ok:
             fields = {field["name"] for field in self.client.describe_collection(name)["fields"]}
-            missing = [field for field in SCALAR_FIELDS if field not in fields]
+            missing = [field for field in LAYOUT_FIELDS if field not in fields]
             if missing:
                 raise StoreBackendError(
                     f"the Milvus collection {name} at JASPER_MILVUS_URI={self.uri!r} was made by an older "
@@ -473,10 +452,9 @@ class MilvusVectors:
             self._layout_ok.add(name)
         return name
 
-    def _describe_index(self, name: str, head: str) -> dict[str, Any] | None:
-        """The index of a head's field as Milvus reports it (``index_type``, ``metric_type``, ``index_name``...;
-        None when the field has none)."""
-        field = field_name(head)
+    def _describe_index(self, name: str, field: str) -> dict[str, Any] | None:
+        """The index of a field as Milvus reports it (``index_type``, ``metric_type``, ``index_name``...; None
+        when the field has none)."""
         for index_name in self.client.list_indexes(name, field_name=field):
             described = self.client.describe_index(name, index_name)
             if described and described.get("field_name", field) == field:
@@ -499,16 +477,14 @@ class MilvusVectors:
 
     def _factories(self, name: str, heads: Iterable[str]) -> dict[str, str]:
         """What ``index_state.factory`` records for each head: the index its field has."""
-        described = {head: self._describe_index(name, head) for head in heads}
+        described = {head: self._describe_index(name, field_name(head)) for head in heads}
         return {head: f"milvus {found['index_type'] if found else 'none'}" for head, found in described.items()}
 
-    def _index(self, name: str, kind: str, head: str) -> MilvusIndex:
-        return MilvusIndex(self.client, name, kind, head, 1, self.config.index_type, self.config)
-
-    def _index_params(self, heads: Sequence[str]):
-        """Pymilvus index parameters: the configured index on the fields of ``heads``. The build parameters
-        travel as one JSON ``params`` entry, which Milvus servers and Milvus Lite both read (given as
-        ``params=build``, pymilvus 3 sends each as its own entry, which Milvus Lite ignores)."""
+    def _index_params(self, heads: Sequence[str], terms: bool):
+        """Pymilvus index parameters: the configured index on the fields of ``heads``, and with ``terms`` the
+        BM25 inverted index. The build parameters travel as one JSON ``params`` entry, which Milvus servers
+        and Milvus Lite both read (given as ``params=build``, pymilvus 3 sends each as its own entry, which
+        Milvus Lite ignores)."""
         params = self.client.prepare_index_params()
         for head in heads:
             params.add_index(
@@ -518,11 +494,20 @@ class MilvusVectors:
                 metric_type=METRIC,
                 params={"params": self.config.build_params()},
             )
+        if terms:
+            params.add_index(
+                SPARSE_FIELD,
+                index_name=SPARSE_FIELD,
+                index_type="SPARSE_INVERTED_INDEX",
+                metric_type="BM25",
+                params={"params": BM25_PARAMS},
+            )
         return params
 
     def _ensure_collection(self, model: ModelIdentity) -> str:
-        """The model's collection, created (the configured index per head, strong consistency) if new."""
-        from pymilvus import DataType, MilvusClient
+        """The model's collection, created (the configured index per head, the BM25 function and index of
+        the terms, strong consistency) if new."""
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         name = self.collection(model)
         if self.client.has_collection(name):
@@ -533,12 +518,24 @@ class MilvusVectors:
         schema.add_field("file_type", DataType.VARCHAR, max_length=16)
         schema.add_field("path", DataType.VARCHAR, max_length=PATH_LENGTH)
         schema.add_field("reversed_path", DataType.VARCHAR, max_length=PATH_LENGTH)
+        schema.add_field(
+            TERMS_FIELD, DataType.VARCHAR, max_length=TERMS_BYTES, enable_analyzer=True, analyzer_params=ANALYZER
+        )
+        schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name="bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=[TERMS_FIELD],
+                output_field_names=[SPARSE_FIELD],
+            )
+        )
         fields = [field_name(head) for head in model.heads]
         if len(set(fields)) != len(fields):
             raise StoreBackendError(f"the model's heads {sorted(model.heads)} do not map to distinct Milvus fields")
         for head, dim in model.heads.items():
             schema.add_field(field_name(head), DataType.FLOAT_VECTOR, dim=dim)
-        index_params = self._index_params(list(model.heads))
+        index_params = self._index_params(list(model.heads), terms=True)
         self.client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
         self._layout_ok.add(name)
         return name

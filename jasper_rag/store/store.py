@@ -19,6 +19,8 @@ The lexical (BM25) index (tantivy) follows the same rule: each commit writes a n
 files plus the new segments and deletions, committed by tantivy before SQL commits; SQL's
 ``lexical_generation`` is the switch, in the same transaction as the rows. A store without one (made
 before it existed) gets it built from the stored texts when a writer next opens it (``sync_lexical``).
+The Milvus backend keeps the lexical side itself, in the rows of its vectors (``milvus_lexical``): a
+Milvus store has no tantivy folder.
 
 One database, one index folder: the first open records the folder in the database (an id also written
 to a marker file in the folder, so a folder moved or copied together with its database still opens),
@@ -59,6 +61,7 @@ from jasper_rag.store.vectors import (
     AddedVectors,
     EntryFilter,
     KeptVectors,
+    LexicalSearch,
     SearchScope,
     StoreBackendError,
     StoreFolderMismatchError,
@@ -293,8 +296,11 @@ class Store:
     def lexical_path(self, generation: int) -> Path:
         return self.index_dir / f"{self.store_id}.lexical.g{generation:06d}"
 
-    def lexical(self) -> LexicalIndex | None:
-        """The committed lexical index (None when the store has none yet or it is unreadable)."""
+    def lexical(self) -> LexicalSearch | None:
+        """The committed lexical index (None when the store has none yet or it is unreadable): the tantivy
+        generation SQL names, or the vector backend's own when it keeps one (Milvus)."""
+        if self.vectors.keeps_lexical:
+            return self.vectors.lexical(self.model) if self.model is not None else None
         generation = self.lexical_generation
         if generation is None:
             return None
@@ -509,12 +515,13 @@ class Store:
                     session.add(self._document_row(record))
                 session.flush()  # assigns entry ids
                 self.vectors.write(session, self.model, VectorChanges(removed, self._added_vectors(records, heads)))
-                embedded = [entry for record in records for entry in record.entries if entry.embedded]
-                generation, lexical = self._stage_lexical(session)
-                staged = self.lexical_path(generation)
-                lexical.remove(entry_id for ids in removed.values() for entry_id in ids)
-                lexical.add((e.id for e in embedded), (e.kind for e in embedded), (e.text for e in embedded))
-                lexical.commit()
+                if not self.vectors.keeps_lexical:
+                    embedded = [entry for record in records for entry in record.entries if entry.embedded]
+                    generation, lexical = self._stage_lexical(session)
+                    staged = self.lexical_path(generation)
+                    lexical.remove(entry_id for ids in removed.values() for entry_id in ids)
+                    lexical.add((e.id for e in embedded), (e.kind for e in embedded), (e.text for e in embedded))
+                    lexical.commit()
         except BaseException:
             self.vectors.discard()
             if staged is not None:
@@ -533,9 +540,10 @@ class Store:
                 drop_states(session)
                 session.execute(delete(PendingVectorDelete))
                 session.execute(delete(StoreMeta).where(StoreMeta.key == MODEL_KEY))
-                generation, lexical = self._stage_lexical(session, empty=True)
-                staged = self.lexical_path(generation)
-                lexical.commit()
+                if not self.vectors.keeps_lexical:
+                    generation, lexical = self._stage_lexical(session, empty=True)
+                    staged = self.lexical_path(generation)
+                    lexical.commit()
         except BaseException:
             if staged is not None:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -609,7 +617,10 @@ class Store:
     def sync_lexical(self, force: bool = False) -> int:
         """Make sure the lexical index SQL names opens (writer lock held); otherwise, or with ``force``,
         build a new generation from the stored texts of every embedded entry. Returns how many entries
-        the rebuilt index holds (0 when nothing was done)."""
+        the rebuilt index holds (0 when nothing was done, and always with a backend that keeps the lexical
+        side in the rows of its vectors)."""
+        if self.vectors.keeps_lexical:
+            return 0
         if not force and self.lexical_generation is not None:
             try:
                 LexicalIndex.open_existing(self.lexical_path(self.lexical_generation)).ids()
@@ -683,7 +694,8 @@ class Store:
                 rows = [i for i, entry in enumerate(embedded) if entry.kind == kind]
                 ids = np.asarray([embedded[i].id for i in rows], dtype=np.int64)
                 vectors = {head: record.vectors[head][rows] for head in heads}
-                added.append(AddedVectors(kind, record.path, record.file_type, ids, vectors))
+                texts = [embedded[i].text for i in rows]
+                added.append(AddedVectors(kind, record.path, record.file_type, ids, vectors, texts))
         return added
 
     def _after_commit(self) -> None:

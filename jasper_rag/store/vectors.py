@@ -80,6 +80,17 @@ class SearchScope:
         return self._resolve(self.where)
 
 
+class LexicalSearch(Protocol):
+    """The store's lexical (BM25) index as the searcher and ``doctor`` read it: tantivy
+    (``lexical_index.LexicalIndex``) or the Milvus backend's own (``milvus_lexical.MilvusLexical``)."""
+
+    def ids(self) -> np.ndarray: ...
+
+    def search(
+        self, queries: Sequence[str], k: int, kinds: Sequence[str] | None = None, scope: SearchScope | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class VectorSearch(Protocol):
     """The vectors of one (entry kind, head), as the searcher and ``doctor`` read them."""
 
@@ -102,13 +113,15 @@ class VectorSearch(Protocol):
 
 @dataclass
 class AddedVectors:
-    """The embedded entries of one kind of one document, with their vectors per head (rows in id order)."""
+    """The embedded entries of one kind of one document, with their vectors per head and their texts (rows
+    in id order)."""
 
     kind: str
     path: str
     file_type: str
     ids: np.ndarray
     vectors: dict[str, np.ndarray]
+    texts: list[str]
 
 
 @dataclass
@@ -145,6 +158,11 @@ class VectorBackend(Protocol):
     """One store's vectors. Writes run with the store's writer lock held."""
 
     name: str
+    keeps_lexical: bool  # True: the backend also keeps the lexical side (``lexical``); False: the store's tantivy
+
+    def lexical(self, model: ModelIdentity) -> LexicalSearch | None:
+        """The backend's lexical index of ``model``'s entries (only when ``keeps_lexical``; None while empty)."""
+        ...
 
     def load(self, model: ModelIdentity, kind: str, head: str, state: IndexState) -> VectorSearch:
         """The committed vectors of one kind and head of ``model`` (``state``: their SQL record)."""
