@@ -246,3 +246,24 @@ def test_repair_falls_back_to_the_previous_generation_when_the_newest_file_is_un
     assert statuses == {"/a": DocumentStatus.INGESTED, "/c": DocumentStatus.STALE}  # /a kept, /b's vector dropped
     assert [v.text for v in store.fetch(ids_of(store))] == ["a1", "a2"]
     assert ids_of(store, head="d4") == ids_of(store)
+
+
+def test_file_filters_match_the_same_entries_on_every_database(tmp_path, db_url):
+    from jasper_rag.store.vectors import EntryFilter
+
+    store = make_store(tmp_path, db_url)
+    paths = ["/docs/a.md", "/docs/sub/b.MD", "/docs-old/c.md", "/DOCS/d.txt", "/docs/e_f.txt", "/x/m%d.pdf"]
+    with store.writer():
+        store.commit([record(path, [f"text of {path}"], seed=i) for i, path in enumerate(paths)])
+    by_path = {view.path: view.id for view in store.fetch(ids_of(store))}
+
+    def matched(file_types=None, folder=None) -> set[str]:
+        found = set(store.entry_ids(EntryFilter.of(file_types, folder)).tolist())
+        return {path for path, entry in by_path.items() if entry in found}
+
+    assert matched(folder="/docs") == {"/docs/a.md", "/docs/sub/b.MD", "/docs/e_f.txt"}  # exact case, no siblings
+    assert matched(folder="/docs/") == matched(folder="/docs")
+    assert matched(["md"]) == {"/docs/a.md", "/docs/sub/b.MD", "/docs-old/c.md"}  # extensions ignore case
+    assert matched(["md"], "/docs/sub") == {"/docs/sub/b.MD"}
+    assert matched(["m_"]) == set() and matched(["%"]) == set()  # `_` and `%` are no wildcards
+    assert matched(["pdf"]) == {"/x/m%d.pdf"}
