@@ -47,6 +47,17 @@ def memory_gib() -> float | None:
         return None
 
 
+def host_facts(versioned: Sequence[str], load_before: Sequence[float]) -> dict:
+    """CPU, cores, memory, package versions and the load average measured before a bench (its report header)."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "memory_gib": memory_gib(),
+        "versions": package_versions(versioned),
+        "load_average": [round(value, 2) for value in load_before],
+    }
+
+
 def faiss_threads() -> int:
     import faiss
 

@@ -538,7 +538,7 @@ def run(output_dir: Path, repeats: int = 3) -> list[Path]:
     import datetime
     import os
 
-    from jasper_rag.bench.machine import cpu_model, memory_gib, package_versions
+    from jasper_rag.bench.machine import host_facts
     from jasper_rag.bench.report import render_markdown, write_json
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
@@ -546,13 +546,7 @@ def run(output_dir: Path, repeats: int = 3) -> list[Path]:
     real = real_cases()
     payload = {
         "generated_at": started.isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count() or 1,
-            "memory_gib": memory_gib(),
-            "versions": package_versions(VERSIONED),
-            "load_average": [round(value, 2) for value in load_before],
-        },
+        "machine": host_facts(VERSIONED, load_before),
         "dictionary": {"source": DICTIONARY_SOURCE, "words": len(dictionary())},
         "real_pdfs": len(real),
         "text": text_results(synthetic_cases() + real, repeats),

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jasper_rag.bench.ingestion import ingest_once, write_documents
-from jasper_rag.bench.machine import cpu_model, memory_gib, package_versions
+from jasper_rag.bench.machine import host_facts
 from jasper_rag.bench.report import _table, render_markdown, write_json
 from jasper_rag.bench.stats import Spread
 from jasper_rag.config import Settings, get_settings
@@ -121,13 +121,7 @@ def run(docs: int, workers: Sequence[int], repeats: int, model: str | None, outp
         figures = measure(texts, model, settings, workers, repeats, Path(scratch))
     payload = {
         "generated_at": began.isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count() or 1,
-            "memory_gib": memory_gib(),
-            "versions": package_versions(VERSIONED),
-            "load_average": [round(value, 2) for value in load_before],
-        },
+        "machine": host_facts(VERSIONED, load_before),
         "model": model,
         "documents": len(texts),
         "repeats": repeats,
