@@ -13,7 +13,8 @@ from jasper_rag.export import export_sentence_transformers
 from tests.conftest import ROOT, TINY_WORDS, make_tiny_encoder
 
 
-def test_torchrun_two_processes_train_every_stage(tmp_path: Path) -> None:
+def write_tiny_recipe(tmp_path: Path, name: str) -> list[str]:
+    """A tiny student, teacher, corpus and recipe (2 steps per stage) under ``tmp_path``; returns the texts."""
     student = make_tiny_encoder(tmp_path).save(tmp_path / "student")
     teacher = export_sentence_transformers(
         make_tiny_encoder(tmp_path, {FULL_HEAD: 24}, seed=5).save(tmp_path / "teacher-model"), tmp_path / "teacher"
@@ -21,7 +22,7 @@ def test_torchrun_two_processes_train_every_stage(tmp_path: Path) -> None:
     texts = [" ".join(TINY_WORDS[i : i + 4 + i % 6]) for i in range(40)]
     (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     recipe = {
-        "name": "ddp",
+        "name": name,
         "student": str(student),
         "teachers": [str(teacher)],
         "output": str(tmp_path / "out"),
@@ -33,6 +34,11 @@ def test_torchrun_two_processes_train_every_stage(tmp_path: Path) -> None:
         "stages": {n: {"lr": 1e-3, "batch_size": 8, "max_steps": 2} for n in ("1", "2", "3")},
     }
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    return texts
+
+
+def test_torchrun_two_processes_train_every_stage(tmp_path: Path) -> None:
+    write_tiny_recipe(tmp_path, "ddp")
     env = {
         **os.environ,
         "JASPER_RUNS_DIR": str(tmp_path / "runs"),

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from jasper_rag.encoder import FULL_HEAD, load_encoder
-from jasper_rag.export import export_sentence_transformers
-from tests.conftest import ROOT, TINY_WORDS, make_tiny_encoder
+from tests.conftest import ROOT
+from tests.test_train_distributed import write_tiny_recipe
 
 
 def free_port() -> int:
@@ -57,25 +57,7 @@ def run_on_two_nodes(tmp_path: Path, train_args: list[str]) -> None:
 
 
 def test_two_nodes_with_separate_caches_train_and_exchange_teacher_vectors(tmp_path: Path) -> None:
-    student = make_tiny_encoder(tmp_path).save(tmp_path / "student")
-    teacher = export_sentence_transformers(
-        make_tiny_encoder(tmp_path, {FULL_HEAD: 24}, seed=5).save(tmp_path / "teacher-model"), tmp_path / "teacher"
-    )
-    texts = [" ".join(TINY_WORDS[i : i + 4 + i % 6]) for i in range(40)]
-    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    recipe = {
-        "name": "nodes",
-        "student": str(student),
-        "teachers": [str(teacher)],
-        "output": str(tmp_path / "out"),
-        "corpus": str(tmp_path / "corpus.jsonl"),
-        "cut_fraction": 0.0,
-        "reduced_dims": [8],
-        "last_layers": 1,
-        "teacher_batch_size": 8,
-        "stages": {n: {"lr": 1e-3, "batch_size": 8, "max_steps": 2} for n in ("1", "2", "3")},
-    }
-    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    texts = write_tiny_recipe(tmp_path, "nodes")
     run_on_two_nodes(tmp_path, ["--recipe", str(tmp_path / "recipe.json"), "--teacher-vectors-only"])
     assert not (tmp_path / "out").exists()
     for node in (0, 1):
