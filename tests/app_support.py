@@ -19,7 +19,8 @@ from tests.conftest import TINY_WORDS, make_tiny_encoder
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 TINY_HEADS = {"full": 48, "d16": 16, "d8": 8}
-FAQ_THRESHOLD = 0.999  # a tiny random model only answers (near-)exact questions
+# A tiny random model only answers (near-)exact questions: their cosine to question + answer is 0.98-0.99.
+FAQ_THRESHOLD = 0.97
 DOCS = {
     "cats.txt": "the cat sat on the mat and the dog sat on the sofa",
     "paris.md": "paris is the capital city of france by the river",

@@ -34,6 +34,16 @@ TINY_WORDS = (
 ).split()
 
 
+def stored_faq_cosine(encoder, query: str, question: str, answer: str) -> float:
+    """The cosine of ``query`` to the FAQ entry (question, answer) as a store holds it (question and
+    answer together), in the encoder's largest head (the searcher's default)."""
+    from jasper_rag.store.heads import embed_entry_heads, embed_heads
+
+    entries = embed_entry_heads(encoder, [[question, answer]])
+    head = max(entries, key=lambda name: entries[name].shape[1])
+    return float(embed_heads(encoder, [query])[head][0] @ entries[head][0])
+
+
 def make_tiny_encoder(tmp_path: Path, heads: dict[str, int] | None = None, seed: int = 0):
     """A 2-layer, 32-wide BERT with a word-level vocab written to ``tmp_path``; fully offline."""
     import torch

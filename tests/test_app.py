@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app_support import APP, DOCS, configure, ingest_corpus, save_tiny_model, write_corpus
+from tests.app_support import APP, DOCS, FAQ_THRESHOLD, configure, ingest_corpus, save_tiny_model, write_corpus
 from tests.ingest_support import png_bytes
 
 TIMEOUT = 180  # seconds per script run: the first run imports torch on a busy 2-core machine
@@ -129,7 +129,7 @@ def test_uncalibrated_model_shows_candidates_and_takes_a_threshold(
     assert any("no calibrated FAQ threshold" in warning.value for warning in app.warning)
     app.text_input(key="faq_question").input("is the dog fast").run()
     assert len(markdown_with(app, "jr-faq-card")) == 2 and not markdown_with(app, "Answer</span>")
-    app.number_input(key="faq_threshold").set_value(0.99).run()
+    app.number_input(key="faq_threshold").set_value(FAQ_THRESHOLD).run()
     assert "yes the dog is fast" in markdown_with(app, "Answer</span>")[0]
 
 

@@ -124,7 +124,7 @@ def test_app_shows_hostile_faq_entries_chunks_and_file_names_inert(tmp_path: Pat
     assert not app.exception, app.exception
     cards = [element.value for element in app.markdown if element.value.startswith('<div class="jr-card')]
     assert len(cards) >= 3 and any("jr-answer" in card for card in cards) and any("evil" in card for card in cards)
-    app.text_input(key="faq_question").input("what is evil").run()
+    app.text_input(key="faq_question").input(f"what is evil {PAYLOAD}").run()
     assert not app.exception, app.exception
     faq_cards = [element.value for element in app.markdown if element.value.startswith('<div class="jr-card jr-faq')]
     assert faq_cards and any("click" in card for card in faq_cards)

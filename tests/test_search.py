@@ -15,7 +15,7 @@ from jasper_rag.search.faq import UncalibratedModelError, calibrate_faq_threshol
 from jasper_rag.search.funnel import funnel_search
 from jasper_rag.search.langchain import JasperEmbeddings, JasperRetriever
 from jasper_rag.store import Store, StoreModelMismatchError, VectorIndex
-from tests.conftest import make_tiny_encoder
+from tests.conftest import make_tiny_encoder, stored_faq_cosine
 
 DOCS = {
     "cats.txt": "the cat sat on the mat",
@@ -87,11 +87,14 @@ def test_faq_matcher_answers_and_abstains(corpus) -> None:
     searcher, _ = corpus
     with pytest.raises(UncalibratedModelError, match="calibrate-faq"):
         FAQMatcher(searcher)
-    matcher = FAQMatcher(searcher, threshold=0.99)
+    question = "what is the capital of france"
+    cosine = stored_faq_cosine(searcher.encoder, question, question, "paris")
+    matcher = FAQMatcher(searcher, threshold=cosine - 1e-3)
     found = matcher.lookup("what is the capital of france")
-    assert found.match is not None and found.match.answer == "paris" and found.match.score >= 0.99
+    assert found.match is not None and found.match.answer == "paris"
+    assert found.match.score == pytest.approx(cosine, abs=1e-4)  # the question and its answer, together
     abstained = matcher.lookup("banana")
-    assert abstained.match is None and abstained.candidates and abstained.threshold == 0.99
+    assert abstained.match is None and abstained.candidates and abstained.threshold == cosine - 1e-3
 
 
 def test_calibration_learns_to_abstain(tiny_encoder) -> None:

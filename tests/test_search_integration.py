@@ -9,9 +9,10 @@ import pytest
 
 from jasper_rag.config import Settings, get_settings
 from jasper_rag.embedding import normalize_rows
+from jasper_rag.eval.faq_dev import calibrate_faq_rules
 from jasper_rag.ingest.sample_build import SAMPLE_DIR
 from jasper_rag.search import FAQMatcher, Searcher
-from jasper_rag.search.faq import calibrate_faq_threshold, sts_calibration_set
+from jasper_rag.search.faq import FAQ_KEY, RULE_KEY, calibrate_faq_threshold, sts_calibration_set
 from jasper_rag.search.funnel import funnel_search
 from jasper_rag.store import VectorIndex
 
@@ -46,14 +47,27 @@ def test_sample_corpus_queries_find_the_right_source(sample_searcher) -> None:
     assert pdf_hit.path.endswith(".pdf") and pdf_hit.page is not None
 
 
-def test_faq_calibrated_on_sts_dev_answers_paraphrases_and_abstains(sample_searcher, eval_dir) -> None:
+def test_sts_dev_calibration_reaches_its_precision(sample_searcher, eval_dir) -> None:
     bank, questions, expected = sts_calibration_set(eval_dir / "stsbenchmark" / "sts-dev.csv")
     calibration = calibrate_faq_threshold(sample_searcher.encoder.at(None), bank, questions, expected, 0.9)
     assert 0.3 < calibration.threshold < 1.0 and calibration.precision >= 0.9
-    matcher = FAQMatcher(sample_searcher, threshold=calibration.threshold)
-    answered = matcher.lookup("How many results do I get from a search?")
-    assert answered.match is not None and "Ten by default" in answered.match.answer
-    assert matcher.lookup("What will the weather be like in Tokyo tomorrow?").match is None
+
+
+def test_the_calibrated_faq_rule_answers_a_paraphrase_and_abstains(sample_searcher) -> None:
+    """The rule ``calibrate-faq`` stores (fitted on the development FAQs, on entry vectors of question and
+    answer together) answers a reworded question of the sample FAQ and refuses an unrelated one."""
+    encoder = sample_searcher.encoder
+    saved = dict(encoder.config.extra)
+    encoder.config.extra[FAQ_KEY] = {RULE_KEY: calibrate_faq_rules(encoder.at(None))}
+    try:
+        matcher = FAQMatcher(sample_searcher)
+        answered = matcher.lookup("How many results do I get from a search?")
+        refused = matcher.lookup("What will the weather be like in Tokyo tomorrow?")
+    finally:
+        encoder.config.extra.clear()
+        encoder.config.extra.update(saved)
+    assert answered.match is not None and "Ten by default" in answered.match.answer, answered.reason
+    assert refused.match is None and refused.reason.startswith("abstained")
 
 
 def test_funnel_top10_equals_exact_on_scifact(eval_dir) -> None:

@@ -33,6 +33,8 @@ import numpy as np
 
 from jasper_rag.embedding import TextEncoder
 from jasper_rag.search.faq import (
+    ENTRIES_KEY,
+    ENTRY_VECTORS,
     FAQMatch,
     FAQProfile,
     FAQRule,
@@ -44,6 +46,8 @@ from jasper_rag.search.faq import (
 )
 from jasper_rag.search.hybrid import hybrid_rank
 from jasper_rag.search.options import SearchOptions
+from jasper_rag.store.heads import combine_entry_vectors
+from jasper_rag.store.models import faq_embedding_texts
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +197,16 @@ def _hybrid_ranking(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
     return ids
 
 
+def entry_vectors(encoder: TextEncoder, entries: Sequence[DevEntry]) -> np.ndarray:
+    """The entries' vectors as a store holds them (question and answer together: ``FaqEntry``)."""
+    parts = [faq_embedding_texts(entry.question, entry.answer) for entry in entries]
+    return combine_entry_vectors(encoder.encode([text for texts in parts for text in texts]), parts)
+
+
 def score_faq(encoder: TextEncoder, faq: DevFAQ) -> ScoredFAQ:
     questions, expected, slices = faq.questions()
     bank = [entry.question for entry in faq.entries]
-    bank_vectors = encoder.encode(bank)
+    bank_vectors = entry_vectors(encoder, faq.entries)
     cosines = encoder.encode(questions) @ bank_vectors.T
     lexical = bm25_matrix(bank, questions)
     scored = ScoredFAQ(faq.name, expected, slices, questions, bank, leave_one_out_cosines(bank_vectors))
@@ -373,11 +383,15 @@ def choose_family(design: Sequence[ScoredFAQ], mode: str, fallback: float | None
 
 
 def calibrate_faq_rule(
-    encoder: TextEncoder, mode: str = "dense", fallback: float | None = None, scored: Sequence[ScoredFAQ] | None = None
+    encoder: TextEncoder, mode: str = "dense", scored: Sequence[ScoredFAQ] | None = None
 ) -> tuple[FAQRule, str, Outcome]:
     """The FAQ rule for ``encoder`` and ``mode``: the family chosen by ``choose_family``, its parameters
-    fitted on the whole design half. Returns (rule, family name, outcome on the design half)."""
+    fitted on the whole design half; a relative rule's fallback (FAQs too small for their own
+    threshold) is the best fixed cosine on the design half. Returns (rule, family name, outcome on the
+    design half)."""
     scored = scored if scored is not None else [score_faq(encoder, faq) for faq in load_half("design")]
+    cosine = next(family for family in families(None) if family.name == "cosine")
+    (fallback,), _ = fit(cosine, scored, mode)
     family, _ = choose_family(scored, mode, fallback)
     params, result = fit(family, scored, mode)
     rule = family.make(*params)[0]
@@ -385,17 +399,23 @@ def calibrate_faq_rule(
     return rule, family.name, result
 
 
-def calibrate_faq_rules(encoder: TextEncoder, fallback: float | None = None) -> dict[str, dict[str, Any]]:
+def calibrate_faq_rules(encoder: TextEncoder) -> dict[str, dict[str, Any]]:
     """The FAQ rule of every mode, as stored in the model (``extra["faq"]["rule"]``): the rule's fields,
-    its family and what it achieved on the design half."""
+    its family, what it achieved on the design half and the entry vectors it was fitted on."""
     design = [score_faq(encoder, faq) for faq in load_half("design")]
     rules: dict[str, dict[str, Any]] = {}
     for mode in MODES:
-        rule, family, result = calibrate_faq_rule(encoder, mode, fallback, design)
+        rule, family, result = calibrate_faq_rule(encoder, mode, design)
         rates = {
             name: round(value, 4) for name, value in result.rates().items() if name in ("correct", "wrong", "refused")
         }
-        rules[mode] = {**rule.as_dict(), "family": family, "design": rates, "source": f"{DATA_FOLDER} design half"}
+        rules[mode] = {
+            **rule.as_dict(),
+            "family": family,
+            "design": rates,
+            "source": f"{DATA_FOLDER} design half",
+            ENTRIES_KEY: ENTRY_VECTORS,
+        }
     return rules
 
 

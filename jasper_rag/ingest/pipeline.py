@@ -64,7 +64,7 @@ from jasper_rag.store import (
     FaqEntry,
     ImageEntry,
     Store,
-    embed_heads,
+    embed_entry_heads,
     model_identity,
 )
 from jasper_rag.store.heads import embed_image_heads
@@ -342,7 +342,7 @@ class Ingestor:
             self.summary.outcomes.append(FileOutcome(str(path), UNCHANGED))
             return
         self.pending.append(record)
-        texts = len(self._texted(record))
+        texts = sum(len(entry.embedding_texts()) for entry in self._texted(record))
         self.waiting += texts
         self.embed_bar.total += texts
         self.embed_bar.refresh()
@@ -454,11 +454,11 @@ class Ingestor:
         records = self.pending[self.embedded :]
         self.embedded, self.waiting = len(self.pending), 0
         texted = [self._texted(record) for record in records]
-        texts = [entry.text for entries in texted for entry in entries]
-        if not texts:
+        parts = [entry.embedding_texts() for entries in texted for entry in entries]
+        if not parts:
             return
         with self.encoding:
-            vectors = embed_heads(self.encoder, texts, self.settings.batch_size, on_batch=self.embed_bar.update)
+            vectors = embed_entry_heads(self.encoder, parts, self.settings.batch_size, on_batch=self.embed_bar.update)
         offset = 0
         for record, entries in zip(records, texted, strict=True):
             if not entries:

@@ -169,15 +169,16 @@ def calibrate_faq_command(
     ] = 0.8,
     dim: Annotated[int | None, typer.Option(help="Head to calibrate (default: the full head).")] = None,
     if_missing: Annotated[
-        bool, typer.Option(help="Do nothing when the model already stores an FAQ rule (for make train / demo).")
+        bool, typer.Option(help="Do nothing when the model already stores a current FAQ rule (for make train / demo).")
     ] = False,
 ) -> None:
     """Calibrate the FAQ abstention rule of a model and store it with the model.
 
     The rule (this FAQ's threshold and a margin over the next entry, for dense and hybrid ranking) is
-    chosen and fitted on the design half of the packaged FAQ-style development FAQs; the plain cosine
-    threshold of the labelled pairs (default: the packaged pairs) is kept as the fallback for FAQs too
-    small to have their own threshold. See docs/faq-calibration.md.
+    chosen and fitted on the design half of the packaged FAQ-style development FAQs, on entry vectors
+    of question and answer together, as stores hold them; FAQs too small to have their own threshold
+    get the best fixed cosine of the design half. The plain cosine threshold of the labelled pairs
+    (default: the packaged pairs) is stored too, for older readers. See docs/faq-calibration.md.
     """
     from contextlib import nullcontext
     from importlib import resources
@@ -188,8 +189,8 @@ def calibrate_faq_command(
     from jasper_rag.search.faq import (
         FAQ_KEY,
         PACKAGED_PAIRS,
-        RULE_KEY,
         calibrate_faq_threshold,
+        is_current_rule,
         packaged_calibration_pairs,
         store_calibration,
         sts_calibration_set,
@@ -198,7 +199,8 @@ def calibrate_faq_command(
     folder = Path(model)
     if not (folder / CONFIG_FILE).is_file():
         raise fail("calibrate-faq", f"{folder}: not a saved jasper_rag model folder (no {CONFIG_FILE})")
-    if if_missing and RULE_KEY in json.loads((folder / CONFIG_FILE).read_text()).get("extra", {}).get(FAQ_KEY, {}):
+    stored = json.loads((folder / CONFIG_FILE).read_text()).get("extra", {}).get(FAQ_KEY, {})
+    if if_missing and is_current_rule(stored):
         typer.echo(f"{folder} already stores an FAQ rule: nothing to do")
         return
     opened = nullcontext(pairs) if pairs is not None else resources.as_file(packaged_calibration_pairs())
@@ -210,6 +212,6 @@ def calibrate_faq_command(
     calibration = calibrate_faq_threshold(
         encoder.at(head_dim), bank, questions, expected, target_precision, source=f"{name}, dim {head_dim}"
     )
-    rules = calibrate_faq_rules(encoder.at(head_dim), calibration.threshold)
+    rules = calibrate_faq_rules(encoder.at(head_dim))
     store_calibration(encoder, calibration, folder, rules)
     typer.echo(json.dumps(encoder.config.extra[FAQ_KEY], indent=2))

@@ -16,6 +16,7 @@ A model calibrated before the rule existed carries a plain cosine threshold
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -33,8 +34,12 @@ from jasper_rag.eval.metrics import calibrate_threshold, selective_accuracy
 from jasper_rag.search.searcher import Hit, Searcher
 from jasper_rag.store import EntryKind
 
+log = logging.getLogger(__name__)
+
 FAQ_KEY = "faq"  # EncoderConfig.extra key of the calibration record
 RULE_KEY = "rule"  # key of the FAQ rule inside that record: {mode: FAQRule fields}
+ENTRIES_KEY = "entries"  # key, in each stored rule, of the entry vectors it was calibrated on
+ENTRY_VECTORS = "question+answer"  # what a stored FAQ entry's vector is made of (FaqEntry.embedding_texts)
 PACKAGED_PAIRS = "faq-calibration.tsv"  # default calibration pairs, in jasper_rag/data
 MATCH_MODES = ("dense", "hybrid")  # how the matcher ranks the entries (the searcher's modes)
 MIN_PROFILE_ENTRIES = 4  # fewer stored questions than this: no FAQ reference, the rule's fallback applies
@@ -239,6 +244,12 @@ class FAQMatcher:
             self.source = "threshold set by hand"
         elif mode in rules:
             self.rule = FAQRule.from_dict(rules[mode])
+            if rules[mode].get(ENTRIES_KEY) != ENTRY_VECTORS:
+                log.warning(
+                    "the FAQ rule of model '%s' was calibrated on question-only entry vectors: run "
+                    "`jasper-rag calibrate-faq MODEL` again (docs/faq-calibration.md)",
+                    searcher.encoder.config.source,
+                )
             if self.rule.fallback is None and "threshold" in stored:
                 self.rule = FAQRule(**{**self.rule.as_dict(), "fallback": float(stored["threshold"])})
             self.threshold = self.rule.fallback if self.rule.fallback is not None else self.rule.offset
@@ -380,6 +391,13 @@ def sts_calibration_set(path: str | Path, paraphrase_gold: float = 4.0, unrelate
             questions.append(pair.first)
             expected.append(None)
     return bank, questions, expected
+
+
+def is_current_rule(record: dict[str, Any]) -> bool:
+    """Whether a model's stored FAQ record (``extra["faq"]``) has a rule for every mode, calibrated on
+    the entry vectors stores make today (``ENTRY_VECTORS``)."""
+    rules = record.get(RULE_KEY) or {}
+    return all(rules.get(mode, {}).get(ENTRIES_KEY) == ENTRY_VECTORS for mode in MATCH_MODES)
 
 
 def store_calibration(

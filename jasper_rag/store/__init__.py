@@ -1,7 +1,14 @@
 """The store: SQL metadata (SQLAlchemy) and one inner-product vector index per (entry kind, model head), in FAISS
 files (the default) or Milvus (``JASPER_STORE``; ``vectors.VectorBackend``)."""
 
-from jasper_rag.store.heads import POOLED, ModelIdentity, embed_heads, encoder_heads, model_identity
+from jasper_rag.store.heads import (
+    POOLED,
+    ModelIdentity,
+    embed_entry_heads,
+    embed_heads,
+    encoder_heads,
+    model_identity,
+)
 from jasper_rag.store.models import Chunk, DocumentStatus, EntryKind, FaqEntry, ImageEntry
 from jasper_rag.store.store import (
     DocumentRecord,
@@ -31,6 +38,7 @@ __all__ = [
     "StoreModelMismatchError",
     "VectorIndex",
     "VectorSearch",
+    "embed_entry_heads",
     "embed_heads",
     "encoder_heads",
     "model_identity",

@@ -80,6 +80,10 @@ class Entry(Base):
 
     __mapper_args__: ClassVar[dict] = {"polymorphic_on": "kind"}
 
+    def embedding_texts(self) -> list[str]:
+        """The texts whose vectors, summed, make the entry's vector (``embed_entry_heads``)."""
+        return [self.text]
+
 
 class Chunk(Entry):
     """A span of a page: ``text == page_text[char_start:char_end]``; ``page`` is 1-based (None for plain text).
@@ -95,10 +99,20 @@ class Chunk(Entry):
     __mapper_args__: ClassVar[dict] = {"polymorphic_identity": EntryKind.CHUNK}
 
 
+def faq_embedding_texts(question: str, answer: str | None) -> list[str]:
+    """What an FAQ entry's vector is made of: its question and, when it has one, its answer."""
+    return [question, answer] if answer and answer.strip() else [question]
+
+
 class FaqEntry(Entry):
-    """One FAQ row: ``text`` is the question (what gets embedded), ``ordinal`` the row number."""
+    """One FAQ row: ``text`` is the question, ``ordinal`` the row number. Its vector is that of the
+    question and the answer together (a question that describes the situation the answer covers, in
+    other words than the FAQ's question, is still found: docs/faq-calibration.md)."""
 
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def embedding_texts(self) -> list[str]:
+        return faq_embedding_texts(self.text, self.answer)
 
     __mapper_args__: ClassVar[dict] = {"polymorphic_identity": EntryKind.FAQ}
 
