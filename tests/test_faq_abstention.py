@@ -284,6 +284,7 @@ def test_an_faq_entry_vector_is_its_question_and_answer_together(tiny_encoder) -
     assert np.allclose(combined[1], vectors[2], atol=1e-6)
     with pytest.raises(ValueError, match="at least one text"):
         combine_entry_vectors(vectors, [["a"], []])
+    assert combine_entry_vectors(vectors[:0], []).shape == (0, vectors.shape[1])
 
 
 def test_fit_keeps_the_goals_limits_when_it_can() -> None:

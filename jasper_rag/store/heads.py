@@ -63,6 +63,8 @@ def combine_entry_vectors(vectors: np.ndarray, entries: Sequence[Sequence[str]])
     entries' texts): their normalised sum."""
     if any(not parts for parts in entries):
         raise ValueError("every entry needs at least one text to embed")
+    if not entries:
+        return np.zeros((0, vectors.shape[1]), dtype=np.float32)
     starts = np.cumsum([0, *(len(parts) for parts in entries[:-1])])
     return normalize_rows(np.add.reduceat(vectors, starts, axis=0))
 
