@@ -308,9 +308,9 @@ QUICK = ROOT / "models" / "jasper-quick"
 def test_held_out_faqs_answer_more_than_the_sts_threshold_and_refuse_the_unrelated(model: str) -> None:
     """The rule calibrated on the design half keeps the goal's limits there (<= 5% wrong, >= 95% of
     unrelated refused); on the held-out FAQs (never tuned on) it answers more paraphrases correctly than
-    the STS-calibrated threshold and still refuses >= 95% of the unrelated questions. Not asserted, as
-    they are not met (docs/faq-calibration.md, reports/faq.md): the goal's 85% correct (the ranking
-    alone stays below it on these paraphrases) and, for jasper-quick, <= 5% wrong on the held-out half."""
+    the STS-calibrated threshold and keeps both limits too. Not asserted, as it is not met
+    (docs/faq-calibration.md, reports/faq.md): the goal's 85% correct (the ranking alone stays below it
+    on these paraphrases)."""
 
     if model == "jasper-quick":
         if not (QUICK / CONFIG_FILE).is_file():
@@ -328,4 +328,4 @@ def test_held_out_faqs_answer_more_than_the_sts_threshold_and_refuse_the_unrelat
     chosen = faq_dev.outcome(test, "dense", faq_dev.rule_answers(rule)).rates()
     current = faq_dev.outcome(test, "dense", faq_dev.rule_answers(FAQRule(offset=sts, relative=False))).rates()
     assert chosen["correct"] > current["correct"]
-    assert chosen["refused"] >= faq_dev.MIN_REFUSED
+    assert chosen["refused"] >= faq_dev.MIN_REFUSED and chosen["wrong"] <= faq_dev.MAX_WRONG
