@@ -254,7 +254,7 @@ def test_the_writer_lock_is_free_while_files_are_parsed_and_embedded(tmp_path, t
             fcntl.flock(lock, fcntl.LOCK_UN)
             return True
 
-    prepare, embed = pipeline.Ingestor._prepare, pipeline.embed_heads
+    prepare, embed = pipeline.Ingestor._prepare, pipeline.embed_entry_heads
 
     def watched_prepare(self, *args, **kwargs):
         seen.append(("parse", lock_is_free()))
@@ -265,7 +265,7 @@ def test_the_writer_lock_is_free_while_files_are_parsed_and_embedded(tmp_path, t
         return embed(*args, **kwargs)
 
     monkeypatch.setattr(pipeline.Ingestor, "_prepare", watched_prepare)
-    monkeypatch.setattr(pipeline, "embed_heads", watched_embed)
+    monkeypatch.setattr(pipeline, "embed_entry_heads", watched_embed)
     summary = pipeline.ingest_paths([folder], tiny_encoder, store, small_settings(), progress=False)
     assert summary.exit_code == 0, summary.render()
     assert {step for step, _ in seen} == {"parse", "embed"}

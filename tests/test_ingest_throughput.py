@@ -46,13 +46,13 @@ def test_small_files_share_batches_and_store_what_one_file_at_a_time_does(tmp_pa
     paths = write_small_files(tmp_path / "notes", 40)
     settings = small_settings(batch_size=2)
     calls: list[int] = []
-    embed = pipeline.embed_heads
+    embed = pipeline.embed_entry_heads
 
-    def watched(encoder, texts, *args, **kwargs):
-        calls.append(len(texts))
-        return embed(encoder, texts, *args, **kwargs)
+    def watched(encoder, entries, *args, **kwargs):
+        calls.append(len(entries))
+        return embed(encoder, entries, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "embed_heads", watched)
+    monkeypatch.setattr(pipeline, "embed_entry_heads", watched)
     together = make_store(tmp_path / "together")
     summary = pipeline.ingest_paths([tmp_path / "notes"], tiny_encoder, together, settings, progress=False)
     assert summary.exit_code == 0, summary.render()
@@ -79,7 +79,7 @@ def test_parsing_continues_while_a_batch_embeds(tmp_path, tiny_encoder, monkeypa
     write_small_files(tmp_path / "notes", 30)
     settings = small_settings(batch_size=2)
     parsed: list[Path] = []
-    prepare, embed = pipeline.Ingestor._prepare, pipeline.embed_heads
+    prepare, embed = pipeline.Ingestor._prepare, pipeline.embed_entry_heads
     ahead: list[int] = []
 
     def slow_prepare(self, path, *args):  # parsing is the slow side: the queue never runs far ahead
@@ -87,16 +87,16 @@ def test_parsing_continues_while_a_batch_embeds(tmp_path, tiny_encoder, monkeypa
         parsed.append(path)
         return prepare(self, path, *args)
 
-    def slow_embed(encoder, texts, *args, **kwargs):
+    def slow_embed(encoder, entries, *args, **kwargs):
         before = len(parsed)
         deadline = time.monotonic() + 10
         while len(parsed) == before and time.monotonic() < deadline:  # wait for the parser to move on
             time.sleep(0.01)
         ahead.append(len(parsed) - before)
-        return embed(encoder, texts, *args, **kwargs)
+        return embed(encoder, entries, *args, **kwargs)
 
     monkeypatch.setattr(pipeline.Ingestor, "_prepare", slow_prepare)
-    monkeypatch.setattr(pipeline, "embed_heads", slow_embed)
+    monkeypatch.setattr(pipeline, "embed_entry_heads", slow_embed)
     summary = pipeline.ingest_paths([tmp_path / "notes"], tiny_encoder, make_store(tmp_path), settings, progress=False)
     assert summary.exit_code == 0, summary.render()
     assert len(ahead) > 1 and ahead[0] > 0  # files were parsed while the first batch was being embedded
