@@ -62,7 +62,7 @@ class Document(Base):
 
 
 class Entry(Base):
-    """Something searchable taken from a document; ``text`` is what was embedded."""
+    """Something searchable taken from a document; ``text`` is what was embedded (``embedding_texts``)."""
 
     __tablename__ = "entries"
     __table_args__: ClassVar[dict] = {
