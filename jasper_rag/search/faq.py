@@ -244,7 +244,7 @@ class FAQMatcher:
             self.source = "threshold set by hand"
         elif mode in rules:
             self.rule = FAQRule.from_dict(rules[mode])
-            if rules[mode].get(ENTRIES_KEY) != ENTRY_VECTORS:
+            if not fitted_on_stored_vectors(rules[mode]):
                 log.warning(
                     "the FAQ rule of model '%s' was calibrated on question-only entry vectors: run "
                     "`jasper-rag calibrate-faq MODEL` again (docs/faq-calibration.md)",
@@ -393,11 +393,16 @@ def sts_calibration_set(path: str | Path, paraphrase_gold: float = 4.0, unrelate
     return bank, questions, expected
 
 
+def fitted_on_stored_vectors(rule: dict[str, Any]) -> bool:
+    """Whether a stored rule was calibrated on the entry vectors stores make today (``ENTRY_VECTORS``)."""
+    return rule.get(ENTRIES_KEY) == ENTRY_VECTORS
+
+
 def is_current_rule(record: dict[str, Any]) -> bool:
-    """Whether a model's stored FAQ record (``extra["faq"]``) has a rule for every mode, calibrated on
-    the entry vectors stores make today (``ENTRY_VECTORS``)."""
+    """Whether a model's stored FAQ record (``extra["faq"]``) has a rule for every mode, each
+    ``fitted_on_stored_vectors``."""
     rules = record.get(RULE_KEY) or {}
-    return all(rules.get(mode, {}).get(ENTRIES_KEY) == ENTRY_VECTORS for mode in MATCH_MODES)
+    return all(mode in rules and fitted_on_stored_vectors(rules[mode]) for mode in MATCH_MODES)
 
 
 def store_calibration(
