@@ -37,10 +37,11 @@ TINY_WORDS = (
 def stored_faq_cosine(encoder, query: str, question: str, answer: str) -> float:
     """The cosine of ``query`` to the FAQ entry (question, answer) as a store holds it (question and
     answer together), in the encoder's largest head (the searcher's default)."""
-    from jasper_rag.store.heads import embed_entry_heads, embed_heads
+    from jasper_rag.store.heads import embed_entry_heads, embed_heads, encoder_heads
 
+    heads = encoder_heads(encoder)
+    head = max(heads, key=heads.__getitem__)
     entries = embed_entry_heads(encoder, [[question, answer]])
-    head = max(entries, key=lambda name: entries[name].shape[1])
     return float(embed_heads(encoder, [query])[head][0] @ entries[head][0])
 
 
