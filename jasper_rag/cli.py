@@ -211,7 +211,8 @@ def train(
     recipe: Annotated[
         str | None,
         typer.Option(
-            help="Packaged recipe (quick, default, full, tiny, sota) or a recipe .json file (default: quick)."
+            help="Packaged recipe (quick, default, full, tiny, sota, sota-mix, sota-long, sota-gpu, smoke) "
+            "or a recipe .json file (default: quick)."
         ),
     ] = None,
     stage: Annotated[

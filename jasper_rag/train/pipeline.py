@@ -31,7 +31,8 @@ from jasper_rag.encoder import (
     reduced_head_name,
 )
 from jasper_rag.files import atomic_write
-from jasper_rag.train.data import training_texts
+from jasper_rag.train.corpus import medline_passages
+from jasper_rag.train.data import deduplicate, training_texts
 from jasper_rag.train.distributed import DistEnv
 from jasper_rag.train.losses import DistillationLoss
 from jasper_rag.train.model_card import TERMS_KEY, card_text, inherited_terms, write_card
@@ -211,13 +212,24 @@ def load_student(recipe: Recipe, device: str | None = None) -> JasperEncoder:
     return encoder
 
 
+def recipe_texts(recipe: Recipe) -> list[str]:
+    """The recipe's training texts: its corpus sample, then its MEDLINE passages (if any), de-duplicated."""
+    texts = training_texts(
+        recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
+    )
+    if recipe.medline_passages:
+        passages = medline_passages(
+            get_settings().cache_dir, recipe.medline_passages, recipe.passage_words, recipe.seed
+        )
+        texts = deduplicate(texts + passages)
+    return texts
+
+
 def fill_teacher_vectors(recipe: Recipe, device: str | None = None) -> int:
     """Only compute the recipe's teacher vectors into the cache (under ``torchrun`` on as many machines as
     wanted: each process embeds its share); returns the number of training texts. Training later reads them."""
     dist = DistEnv.from_env(resolve_device(device))
-    texts = training_texts(
-        recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
-    )
+    texts = recipe_texts(recipe)
     log.info("recipe %s: teacher vectors of %d training texts from %s", recipe.name, len(texts), recipe.corpus)
     student_texts, _ = teacher_targets(recipe, texts, dist)
     dist.barrier()
@@ -242,9 +254,7 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         dist.close()
         return output
     began = time.perf_counter()
-    texts = training_texts(
-        recipe.corpus, recipe.max_texts, recipe.cut_fraction, recipe.max_sentences, recipe.max_words, recipe.seed
-    )
+    texts = recipe_texts(recipe)
     log.info("recipe %s: %d training texts from %s", recipe.name, len(texts), recipe.corpus)
     for terms in inherited_terms(recipe.teachers):
         log.warning("recipe %s: %s", recipe.name, terms)

@@ -56,6 +56,13 @@ class Recipe(BaseModel):
     max_words: int | None = Field(None, ge=1)
     cut_fraction: float = Field(0.3, ge=0, le=1)
     max_sentences: int = Field(10, ge=1)
+    medline_passages: int = Field(
+        0,
+        ge=0,
+        description="add this many MEDLINE titles + abstracts (>= 80 words, cut to passage_words; downloaded once, "
+        "see jasper-rag corpus --medline) to the corpus's texts: long scientific passages to distil",
+    )
+    passage_words: int = Field(200, ge=1, description="words kept of each medline passage")
     max_length: int = Field(256, ge=8, description="student tokens per text while training (the model keeps its own)")
     reduced_dims: list[int] = Field(default_factory=lambda: [256, 128, 64])
     self_distill: bool = False
