@@ -36,6 +36,7 @@ from jasper_rag.train.data import deduplicate, training_texts
 from jasper_rag.train.distributed import DistEnv
 from jasper_rag.train.losses import DistillationLoss
 from jasper_rag.train.model_card import TERMS_KEY, card_text, inherited_terms, write_card
+from jasper_rag.train.neighbours import nearest_neighbours, neighbour_order
 from jasper_rag.train.plots import plot_curves
 from jasper_rag.train.recipes import Recipe
 from jasper_rag.train.stages import (
@@ -49,7 +50,7 @@ from jasper_rag.train.stages import (
     trainable_parameters,
 )
 from jasper_rag.train.teacher_vectors import ensemble_targets
-from jasper_rag.train.trainer import LOG_FILE, Trainer
+from jasper_rag.train.trainer import LOG_FILE, EpochOrder, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,14 @@ def prepare_heads(
     return names
 
 
+def neighbour_batches(targets: torch.Tensor, group_size: int, dist: DistEnv) -> EpochOrder:
+    """The epoch order of a stage with ``neighbour_group``: groups of neighbours in the teachers' space."""
+    began = time.perf_counter()
+    neighbours = nearest_neighbours(targets, device=dist.device)
+    log.info("nearest neighbours of %d teacher vectors in %.1f s", len(targets), time.perf_counter() - began)
+    return lambda n_items, seed: neighbour_order(neighbours, group_size, seed)
+
+
 def run_stage(
     encoder: JasperEncoder,
     recipe: Recipe,
@@ -150,7 +159,8 @@ def run_stage(
             reduced_weight=recipe.reduced_loss_weight,
         )
         config = recipe.stage_config(stage)
-        trainer = Trainer(encoder, parameters, step_losses, len(texts), config, stage_dir, dist, f"stage{stage}")
+        order = neighbour_batches(targets, config.neighbour_group, dist) if config.neighbour_group else None
+        trainer = Trainer(encoder, parameters, step_losses, len(texts), config, stage_dir, dist, f"stage{stage}", order)
         final = trainer.fit()
     finally:
         encoder.config.max_length = inference_length

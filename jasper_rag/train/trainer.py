@@ -33,6 +33,7 @@ from jasper_rag.train.distributed import DistEnv
 log = logging.getLogger(__name__)
 
 StepLosses = Callable[[list[int]], dict[str, torch.Tensor]]
+EpochOrder = Callable[[int, int], torch.Tensor]  # (number of items, seed) -> a permutation of the items
 CHECKPOINT = "checkpoint"
 LOG_FILE = "log.jsonl"
 
@@ -53,6 +54,12 @@ class TrainConfig(BaseModel):
     grad_clip: float = Field(1.0, gt=0)
     seed: int = 0
     checkpoint_every: int = Field(100, ge=1)
+    neighbour_group: int | None = Field(
+        None,
+        ge=2,
+        description="text stages: batches made of groups of this many teacher-space neighbours "
+        "(jasper_rag.train.neighbours); None: plain shuffled batches",
+    )
     max_steps: int | None = Field(None, ge=1, description="stop early (tests, smoke runs)")
 
 
@@ -62,6 +69,11 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def random_order(n_items: int, seed: int) -> torch.Tensor:
+    """The default epoch order: a seeded shuffle."""
+    return torch.randperm(n_items, generator=torch.Generator().manual_seed(seed))
 
 
 class Trainer:
@@ -77,6 +89,7 @@ class Trainer:
         run_dir: Path,
         dist: DistEnv | None = None,
         label: str = "train",
+        epoch_order: EpochOrder | None = None,
     ) -> None:
         if not parameters:
             raise ValueError("nothing to train: the parameter list is empty")
@@ -87,6 +100,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.dist = dist or DistEnv()
         self.label = label
+        self.epoch_order = epoch_order or random_order
+        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its order), made once per epoch
         self.local_batch = max(1, config.batch_size // self.dist.world)
         self.steps_per_epoch = max(1, n_items // (self.local_batch * self.dist.world))
         self.n_items = n_items
@@ -100,12 +115,12 @@ class Trainer:
 
     # ----------------------------------------------------------------- data order
     def batch_indices(self, step: int) -> list[int]:
-        """This process's slice of the global batch of ``step`` (a fresh seeded shuffle each epoch)."""
+        """This process's slice of the global batch of ``step`` (a fresh seeded order each epoch)."""
         epoch, position = divmod(step, self.steps_per_epoch)
-        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
-        order = torch.randperm(self.n_items, generator=generator)
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, self.epoch_order(self.n_items, self.config.seed * 100_003 + epoch))
         start = (position * self.dist.world + self.dist.rank) * self.local_batch
-        return order[start : start + self.local_batch].tolist()
+        return self._order[1][start : start + self.local_batch].tolist()
 
     # ----------------------------------------------------------------- checkpoints
     def save_checkpoint(self, step: int) -> None:
