@@ -31,13 +31,17 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    for attempt in range(3):
+    # Processes opening a new database at once race on creating each table, index and column. A lost race
+    # means another process just created one of them, and none is ever dropped, so one attempt per schema
+    # object (plus one) always ends with the whole schema in place.
+    attempts = 1 + sum(1 + len(table.indexes) + len(table.columns) for table in Base.metadata.sorted_tables)
+    for attempt in range(attempts):
         try:
             Base.metadata.create_all(engine)
             add_missing_columns(engine)
             break
-        except (IntegrityError, OperationalError, ProgrammingError):  # another process created them at once
-            if attempt == 2:
+        except (IntegrityError, OperationalError, ProgrammingError):  # another process created one at once
+            if attempt == attempts - 1:
                 raise
     return engine
 
