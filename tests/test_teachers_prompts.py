@@ -107,7 +107,7 @@ def test_recipe_teacher_weights_are_checked_and_recorded(tmp_path: Path) -> None
     assert chosen.names == ("mpnet-base", "minilm-l6") and chosen.weights == (2.0, 1.0) and chosen.role == "passage"
 
 
-@pytest.mark.parametrize("name", ["sota", "sota-mix", "sota-long", "sota-gpu"])
+@pytest.mark.parametrize("name", ["sota", "sota-mix", "sota-long", "sota-nb", "sota-gpu"])
 def test_gemma_recipes_inherit_and_state_the_gemma_terms(name: str) -> None:
     recipe = load_recipe(name)
     assert recipe.teachers[0] == "embeddinggemma-300m" and "Gemma Terms of Use" in recipe.description
