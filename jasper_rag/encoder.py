@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "jasper_config.json"
 WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"  # the model card (jasper_rag.train.model_card); kept when a folder is saved over
 FULL_HEAD = "full"
 POOLED = "pooled"  # the one name of the pooled backbone vector (no head) wherever heads are named
 VISION_KEY = "vision"  # EncoderConfig.extra key of the vision tower's architecture
@@ -380,7 +381,11 @@ class JasperEncoder(nn.Module):
         return digest.hexdigest()[:16]
 
     def save(self, folder: str | Path) -> Path:
-        """Write a self-contained folder atomically (temp folder, then rename over the old one)."""
+        """Write a self-contained folder atomically (temp folder, then rename over the old one).
+
+        Saving over a model folder keeps its model card (``README.md``, with any use terms the model
+        inherited): calibrating, refitting heads or aligning the vision tower rewrites the weights and
+        config, not what the model is and may be used for."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -390,6 +395,8 @@ class JasperEncoder(nn.Module):
             state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
             save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "jasper_rag"})
             (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+            if (folder / CARD_FILE).is_file():
+                shutil.copyfile(folder / CARD_FILE, tmp / CARD_FILE)
             if folder.exists():
                 old = folder.with_name(f".{folder.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from jasper_rag.encoder import FULL_HEAD, POOLED, load_encoder
-from jasper_rag.train.model_card import CARD_FILE
+from jasper_rag.encoder import CARD_FILE, FULL_HEAD, POOLED, load_encoder
 
 try:  # sentence-transformers >= 5.7 moved the modules; older releases keep them in .models
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jasper_rag.encoder import POOLED, JasperEncoder, load_encoder
+from jasper_rag.encoder import CARD_FILE, POOLED, JasperEncoder, load_encoder
 from jasper_rag.teachers import TeacherEnsemble, model_teachers
 
 TEXTS = ["the cat sat on the mat", "protein cells and cancer risk", "paris is the capital of france", "a"]
@@ -66,6 +66,18 @@ def test_save_load_round_trip(tiny_encoder: JasperEncoder, tmp_path) -> None:
     tiny_encoder.save(folder)
     assert load_encoder(folder).dims == [32, 48, 16, 8, 4]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_saving_over_a_model_folder_keeps_its_model_card(tiny_encoder: JasperEncoder, tmp_path) -> None:
+    # calibrate-faq, fit-heads and train-vision save over a trained model: its card (and use terms) must stay
+    folder = tiny_encoder.save(tmp_path / "model")
+    card = "# jasper-sota\n\nGemma Terms of Use apply.\n"
+    (folder / CARD_FILE).write_text(card)
+    tiny_encoder.config.extra["faq"] = {"threshold": 0.7}
+    tiny_encoder.save(folder)
+    assert (folder / CARD_FILE).read_text() == card
+    assert load_encoder(folder).config.extra["faq"] == {"threshold": 0.7}
+    assert not (tiny_encoder.save(tmp_path / "fresh") / CARD_FILE).exists()  # no card is made up
 
 
 def test_fingerprint_changes_with_weights(tiny_encoder: JasperEncoder) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from jasper_rag.encoder import load_encoder
+from jasper_rag.encoder import CARD_FILE, RECIPE_KEY, load_encoder
 from jasper_rag.train.data import CorpusFormatError
 from jasper_rag.train.fit_heads import FIT_RECORD, fit_heads_on_file, fit_reduced_heads
 from tests.conftest import TINY_WORDS
@@ -65,6 +65,21 @@ def test_fit_on_file_saves_a_model_and_a_record(tiny_encoder, tmp_path) -> None:
     np.testing.assert_allclose(fitted.encode(texts, dim=48), tiny_encoder.encode(texts, dim=48), atol=1e-6)
     assert not np.allclose(fitted.encode(texts, dim=16), tiny_encoder.encode(texts, dim=16), atol=1e-3)
     assert fitted.fingerprint() != tiny_encoder.fingerprint()  # stores built with the old heads ask for a rebuild
+
+
+def test_a_refitted_copy_of_a_gemma_student_carries_its_card_and_terms(tiny_encoder, tmp_path) -> None:
+    recipe = {"name": "sota-nb", "student": "minilm-l6", "teachers": ["embeddinggemma-300m", "mpnet-base"]}
+    tiny_encoder.config.extra[RECIPE_KEY] = recipe
+    saved = tiny_encoder.save(tmp_path / "model")
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n\n".join(_texts(40)))
+    fit_heads_on_file(saved, corpus, tmp_path / "fitted")
+    card = (tmp_path / "fitted" / CARD_FILE).read_text()
+    assert card.startswith("# fitted\n") and "`sota-nb` recipe" in card and "Heads: full, d16, d8." in card
+    assert "Gemma Terms of Use" in card and "Prohibited Use Policy" in card
+    tiny_encoder.config.extra.pop(RECIPE_KEY)
+    fit_heads_on_file(tiny_encoder.save(tmp_path / "plain"), corpus, tmp_path / "plain-fitted")
+    assert not (tmp_path / "plain-fitted" / CARD_FILE).exists()  # no recipe recorded: no card made up
 
 
 def test_fit_on_file_refuses_what_it_cannot_use_and_keeps_other_files(tiny_encoder, tmp_path) -> None:

@@ -20,6 +20,7 @@ import torch
 from jasper_rag.encoder import CONFIG_FILE, FULL_HEAD, JasperEncoder, load_encoder
 from jasper_rag.files import atomic_write
 from jasper_rag.train.data import load_documents
+from jasper_rag.train.model_card import write_model_card
 from jasper_rag.train.stages import init_heads_pca
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def fit_heads_on_file(
         "heads": {name: encoder.heads[name].out_features for name in names},
     }
     folder = encoder.save(to)
+    write_model_card(encoder, folder)  # a refitted copy of a trained model carries its card and terms
     atomic_write(folder / FIT_RECORD, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
     log.info("refitted %s on %d documents from %s -> %s", ", ".join(names), len(sample), texts_path, folder)
     return record

@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from jasper_rag.encoder import CARD_FILE, POOLED, RECIPE_KEY, JasperEncoder
 from jasper_rag.weights import PACKAGED_MODELS
 
-CARD_FILE = "README.md"
 TERMS_KEY = "terms"  # EncoderConfig.extra key: the use terms inherited from the teachers
 
 
@@ -62,3 +62,13 @@ def write_card(folder: Path, text: str) -> Path:
         os.fsync(handle.fileno())
     tmp.replace(path)
     return path
+
+
+def write_model_card(encoder: JasperEncoder, folder: Path) -> Path | None:
+    """Write the card of a trained model (one whose config records its recipe) into its saved ``folder``,
+    named after the folder and listing its current heads; None for a model with no recipe (nothing written)."""
+    recipe = encoder.config.extra.get(RECIPE_KEY)
+    if not recipe:
+        return None
+    heads = list(encoder.config.heads) or [POOLED]
+    return write_card(folder, card_text(folder.name, recipe["student"], recipe["teachers"], recipe["name"], heads))

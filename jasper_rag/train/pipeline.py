@@ -35,7 +35,7 @@ from jasper_rag.train.corpus import medline_passages
 from jasper_rag.train.data import deduplicate, training_texts
 from jasper_rag.train.distributed import DistEnv
 from jasper_rag.train.losses import DistillationLoss
-from jasper_rag.train.model_card import TERMS_KEY, card_text, inherited_terms, write_card
+from jasper_rag.train.model_card import TERMS_KEY, inherited_terms, write_model_card
 from jasper_rag.train.neighbours import nearest_neighbours, neighbour_order
 from jasper_rag.train.plots import plot_curves
 from jasper_rag.train.recipes import Recipe
@@ -292,8 +292,7 @@ def run_recipe(recipe: Recipe, stages: Sequence[int] | None = None, device: str 
         if recipe.student_prompts:
             encoder.config.extra[PROMPTS_KEY] = dict(recipe.student_prompts)
         encoder.save(output)
-        heads = list(encoder.config.heads) or ["pooled"]
-        write_card(output, card_text(output.name, recipe.student, recipe.teachers, recipe.name, heads))
+        write_model_card(encoder, output)
         plot_curves([run_dir / f"stage{s}" / LOG_FILE for s in TEXT_STAGES], run_dir / "curves.png")
         timings["total"] = round(time.perf_counter() - began, 1)
         timings = record_timings(run_dir / TIMINGS_FILE, timings)

@@ -26,6 +26,7 @@ import torch
 from jasper_rag.config import get_settings
 from jasper_rag.encoder import CONFIG_FILE, POOLED, JasperEncoder, load_encoder
 from jasper_rag.train.losses import DistillationLoss, LossWeights
+from jasper_rag.train.model_card import write_model_card
 from jasper_rag.train.trainer import StepLosses, TrainConfig, Trainer
 from jasper_rag.vision.classes import imagenet_class_names
 from jasper_rag.vision.data import CaptionedImage, read_image_set
@@ -169,4 +170,5 @@ def align_vision(
     losses = train_stage4(encoder, records, images_dir, run_dir, config)
     encoder.config.extra[STAGE4_KEY] = {"run": run_dir.name, "images": len(records), "epochs": config.epochs}
     encoder.save(target)
+    write_model_card(encoder, target)  # an aligned copy of a trained model carries its card and terms
     return target, losses
