@@ -7,11 +7,11 @@ train`` prints them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from jasper_rag.encoder import CARD_FILE, POOLED, RECIPE_KEY, JasperEncoder
+from jasper_rag.files import atomic_write
 from jasper_rag.weights import PACKAGED_MODELS
 
 TERMS_KEY = "terms"  # EncoderConfig.extra key: the use terms inherited from the teachers
@@ -52,18 +52,6 @@ def card_text(name: str, student: str, teachers: Sequence[str], recipe: str, hea
     return "\n".join(lines)
 
 
-def write_card(folder: Path, text: str) -> Path:
-    """Write ``README.md`` into ``folder`` atomically (temp file, fsync, rename)."""
-    path = folder / CARD_FILE
-    tmp = path.with_name(f".{CARD_FILE}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-    return path
-
-
 def write_model_card(encoder: JasperEncoder, folder: Path) -> Path | None:
     """Write the card of a trained model (one whose config records its recipe) into its saved ``folder``,
     named after the folder and listing its current heads; None for a model with no recipe (nothing written)."""
@@ -71,4 +59,7 @@ def write_model_card(encoder: JasperEncoder, folder: Path) -> Path | None:
     if not recipe:
         return None
     heads = list(encoder.config.heads) or [POOLED]
-    return write_card(folder, card_text(folder.name, recipe["student"], recipe["teachers"], recipe["name"], heads))
+    text = card_text(folder.name, recipe["student"], recipe["teachers"], recipe["name"], heads)
+    path = folder / CARD_FILE
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
